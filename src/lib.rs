@@ -1,0 +1,36 @@
+//! # zkbalance
+//!
+//! Consume Kafka topics as a balanced group coordinated through ZooKeeper, in
+//! the same groups as pykafka's `BalancedConsumer` and Kafka's Scala
+//! `ZookeeperConsumerConnector`: same znodes, same payloads, same assignment.
+//!
+//! This release holds the foundation: typed ids ([`ids`]), the ZooKeeper
+//! layout and its strict codecs ([`znode`]), and — behind the `testkit`
+//! feature — a private real ZooKeeper and a mock Kafka cluster registered in
+//! it the way ZooKeeper-mode brokers register (`testkit`).
+//!
+//! ```
+//! use zkbalance::ids::{GroupId, TopicName};
+//! use zkbalance::znode::{layout, Flavour, OwnerName, TopicSpelling};
+//!
+//! let group = GroupId::new("billing")?;
+//! let topic = TopicName::new("orders")?;
+//! let name = OwnerName::parse(Flavour::Pykafka, "/consumers/billing/owners/orders", "1-10")?;
+//! assert_eq!(
+//!     layout::owner(&group, &topic, TopicSpelling::PythonBytes, name),
+//!     "/consumers/billing/owners/b'orders'/1-10"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod ids;
+pub mod znode;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use ids::{BrokerId, GroupId, MemberId, PartitionId, TopicName, TopicPartition};

@@ -1,0 +1,41 @@
+//! Shared by the integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use zkbalance::testkit::{KafkaCluster, TestkitError, ZooKeeper};
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn mock_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_zkbalance-mock-kafka"))
+}
+
+/// A standalone ZooKeeper; panics (fails the test) when it cannot start.
+pub async fn zookeeper() -> ZooKeeper {
+    init_tracing();
+    ZooKeeper::standalone().await.expect("starting the real ZooKeeper server (Debian package `zookeeper`)")
+}
+
+pub async fn kafka(zk_connect: &str, brokers: i32) -> KafkaCluster {
+    KafkaCluster::start_with_binary(mock_binary(), zk_connect, brokers).await.expect("starting the mock Kafka cluster")
+}
+
+/// Awaits `fut` or fails the test naming `what`.
+pub async fn within<T>(what: &str, limit: Duration, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+pub fn ok<T>(r: Result<T, TestkitError>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
