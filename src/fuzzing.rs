@@ -50,3 +50,11 @@ pub fn check_all(data: &[u8]) {
         check(data);
     }
 }
+
+/// Runs the check registered as `target`. Panics on an unknown name, which
+/// is a bug in a fuzz target, not in its input.
+pub fn run(target: &str, data: &[u8]) {
+    let (_, check) =
+        TARGETS.iter().find(|(name, _)| *name == target).unwrap_or_else(|| panic!("no fuzz target {target}"));
+    check(data);
+}

@@ -5,9 +5,10 @@
 //! `ZookeeperConsumerConnector`: same znodes, same payloads, same assignment.
 //!
 //! This release holds the foundation: typed ids ([`ids`]), the ZooKeeper
-//! layout and its strict codecs ([`znode`]), and — behind the `testkit`
-//! feature — a private real ZooKeeper and a mock Kafka cluster registered in
-//! it the way ZooKeeper-mode brokers register (`testkit`).
+//! layout and its strict codecs ([`znode`]), a reader of the cluster as
+//! ZooKeeper describes it ([`cluster`]), and — behind the `testkit` feature —
+//! a private real ZooKeeper and a mock Kafka cluster registered in it the way
+//! ZooKeeper-mode brokers register (`testkit`).
 //!
 //! ```
 //! use zkbalance::ids::{GroupId, TopicName};
@@ -24,6 +25,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod ids;
 pub mod znode;
 

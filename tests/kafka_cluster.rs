@@ -161,3 +161,26 @@ async fn bad_requests_are_typed_errors_not_crashes() {
     kafka.create_topic("t", 1, 1).await.expect("the cluster still works");
     assert_eq!(kafka.produce_generated("t", 10, 10).await.expect("produce").total(), 10);
 }
+
+#[tokio::test]
+async fn the_cluster_view_skips_and_counts_malformed_znodes() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 2).await;
+    kafka.create_topic("good", 3, 2).await.expect("create topic");
+    let client = kafka.zk().clone();
+    let persistent = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create("/brokers/ids/99", b"{not json", &persistent).await.unwrap();
+    client.create("/brokers/topics/broken", br#"{"version":1,"partitions":{"x":[1]}}"#, &persistent).await.unwrap();
+    client.set_data("/brokers/topics/good/partitions/1/state", br#"{"leader":"one"}"#, None).await.unwrap();
+
+    let view = zkbalance::cluster::read(&client).await.expect("ZooKeeper answers");
+    assert_eq!(view.brokers.len(), 2, "the two real brokers are read");
+    assert_eq!(view.bootstrap_servers().split(',').count(), 2);
+    let good = &view.topics[&TopicName::new("good").unwrap()];
+    assert_eq!(good.len(), 3);
+    assert!(good[&PartitionId(1)].state.is_none(), "the malformed state is skipped");
+    assert!(good[&PartitionId(0)].state.is_some());
+    let mut skipped: Vec<&str> = view.skipped.iter().map(|e| e.path.as_str()).collect();
+    skipped.sort();
+    assert_eq!(skipped, ["/brokers/ids/99", "/brokers/topics/broken", "/brokers/topics/good/partitions/1/state"]);
+}

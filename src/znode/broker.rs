@@ -235,10 +235,12 @@ impl Codec for BrokerRegistration {
     }
 
     /// Keys in the order a Kafka 2.x broker writes them, so a registration we
-    /// write for a test cluster is byte-identical to a real one.
+    /// write for a test cluster is byte-identical to a real one. A field is
+    /// written when its version requires it or when it has content, so a
+    /// registration with fields beyond its version survives a round trip.
     fn encode(&self) -> Vec<u8> {
         let mut m = Map::new();
-        if self.version >= 5 {
+        if self.version >= 5 || !self.features.is_empty() {
             let features: Map<String, Value> = self
                 .features
                 .iter()
@@ -246,7 +248,7 @@ impl Codec for BrokerRegistration {
                 .collect();
             m.insert("features".into(), Value::Object(features));
         }
-        if self.version >= 4 {
+        if self.version >= 4 || !self.listener_security_protocol_map.is_empty() {
             let lsp: Map<String, Value> = self
                 .listener_security_protocol_map
                 .iter()
@@ -254,11 +256,11 @@ impl Codec for BrokerRegistration {
                 .collect();
             m.insert("listener_security_protocol_map".into(), Value::Object(lsp));
         }
-        if self.version >= 2 {
+        if self.version >= 2 || !self.endpoints.is_empty() {
             let eps = self.endpoints.iter().map(|e| Value::String(e.to_string())).collect();
             m.insert("endpoints".into(), Value::Array(eps));
         }
-        if let (true, Some(rack)) = (self.version >= 3, &self.rack) {
+        if let Some(rack) = &self.rack {
             m.insert("rack".into(), Value::String(rack.clone()));
         }
         m.insert("jmx_port".into(), json!(self.jmx_port));

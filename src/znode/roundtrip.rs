@@ -46,16 +46,14 @@ fn broker() -> impl Strategy<Value = BrokerRegistration> {
             jmx_port,
             timestamp_ms,
             endpoints,
-            rack: rack.filter(|_| version >= 3),
-            listener_security_protocol_map: if version >= 4 { lsp.into_iter().collect() } else { Vec::new() },
-            features: if version >= 5 {
-                features
-                    .into_iter()
-                    .map(|(name, (min_version, max_version))| FeatureRange { name, min_version, max_version })
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            // Fields are not tied to their version: real registrations can
+            // carry fields beyond the version they declare.
+            rack,
+            listener_security_protocol_map: lsp.into_iter().collect(),
+            features: features
+                .into_iter()
+                .map(|(name, (min_version, max_version))| FeatureRange { name, min_version, max_version })
+                .collect(),
         })
 }
 
@@ -68,9 +66,9 @@ fn topic_registration() -> impl Strategy<Value = TopicRegistration> {
         |(version, partitions, adding, removing, id)| TopicRegistration {
             version,
             partitions,
-            adding_replicas: if version >= 2 { adding } else { Default::default() },
-            removing_replicas: if version >= 2 { removing } else { Default::default() },
-            topic_id: id.filter(|_| version >= 3),
+            adding_replicas: adding,
+            removing_replicas: removing,
+            topic_id: id,
         },
     )
 }

@@ -77,11 +77,13 @@ impl Codec for TopicRegistration {
         let mut m = Map::new();
         m.insert("version".into(), json!(self.version));
         m.insert("partitions".into(), encode_assignment(&self.partitions));
-        if self.version >= 2 {
+        // Written when the version requires them or they have content, so
+        // nothing read is lost on a round trip.
+        if self.version >= 2 || !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty() {
             m.insert("adding_replicas".into(), encode_assignment(&self.adding_replicas));
             m.insert("removing_replicas".into(), encode_assignment(&self.removing_replicas));
         }
-        if let (true, Some(id)) = (self.version >= 3, &self.topic_id) {
+        if let Some(id) = &self.topic_id {
             m.insert("topic_id".into(), Value::String(id.clone()));
         }
         serde_json::to_vec(&Value::Object(m)).expect("a JSON value always serializes")
