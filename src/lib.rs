@@ -25,6 +25,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod assign;
 pub mod cluster;
 pub mod ids;
 pub mod znode;
