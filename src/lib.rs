@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod assign;
+pub mod balance;
 pub mod cluster;
 pub mod ids;
 pub mod znode;

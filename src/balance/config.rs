@@ -1,0 +1,113 @@
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::assign::Strategy;
+use crate::ids::MemberId;
+use crate::znode::Flavour;
+
+/// A setting that cannot work, with the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid setting `{setting}`: {reason}")]
+pub struct ConfigError {
+    /// The setting.
+    pub setting: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// What the state machine needs to know. Built and validated by the group
+/// builder; every field has a sane default.
+#[derive(Debug, Clone)]
+pub struct BalanceConfig {
+    /// This member.
+    pub member: MemberId,
+    /// The group's layout.
+    pub flavour: Flavour,
+    /// The assignment strategy.
+    pub strategy: Strategy,
+    /// The negotiated ZooKeeper session timeout.
+    pub session_timeout: Duration,
+    /// How long watch events are gathered before one read.
+    pub coalesce: Duration,
+    /// First claim backoff; doubles per attempt up to `backoff_max`.
+    pub backoff_initial: Duration,
+    /// Longest claim backoff.
+    pub backoff_max: Duration,
+    /// Claim attempts before giving up on a partition.
+    pub claim_retries: u32,
+    /// After a disconnect, delivery is suspended this long before the session
+    /// could expire.
+    pub suspend_margin: Duration,
+    /// Period of the full re-read that repairs lost watches.
+    pub reconcile_interval: Duration,
+    /// Seed of the jitter generator.
+    pub seed: u64,
+}
+
+impl BalanceConfig {
+    /// Defaults for a member.
+    pub fn new(member: MemberId, flavour: Flavour, strategy: Strategy) -> Self {
+        Self {
+            member,
+            flavour,
+            strategy,
+            session_timeout: Duration::from_secs(6),
+            coalesce: Duration::from_millis(50),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            claim_retries: 10,
+            suspend_margin: Duration::from_millis(1000),
+            reconcile_interval: Duration::from_secs(30),
+            seed: 0,
+        }
+    }
+
+    /// Backoff before attempt `attempt` (0-based), without jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        self.backoff_initial.saturating_mul(factor).min(self.backoff_max)
+    }
+
+    /// The shortest total time a claim waits before giving up (jitter only
+    /// adds to each wait).
+    pub fn claim_window(&self) -> Duration {
+        (0..self.claim_retries).map(|a| self.backoff(a)).sum()
+    }
+
+    /// Checks the settings against each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |setting, reason: String| Err(ConfigError { setting, reason });
+        if self.session_timeout < Duration::from_millis(100) {
+            return bad("session_timeout", format!("{:?} is too short", self.session_timeout));
+        }
+        if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
+            return bad("claim_backoff", "initial must be positive and at most the maximum".into());
+        }
+        if self.claim_retries == 0 {
+            return bad("claim_retries", "at least one attempt is needed".into());
+        }
+        // A crashed member's owner znodes live until its session expires: a
+        // claim that gives up sooner fails against them for nothing.
+        if self.claim_window() <= self.session_timeout {
+            return bad(
+                "claim_retries",
+                format!(
+                    "the claim window ({:?}) must outlast the session timeout ({:?}): raise claim_retries or the backoff",
+                    self.claim_window(),
+                    self.session_timeout
+                ),
+            );
+        }
+        if self.suspend_margin >= self.session_timeout {
+            return bad(
+                "suspend_margin",
+                format!("{:?} must be shorter than the session timeout", self.suspend_margin),
+            );
+        }
+        if self.reconcile_interval.is_zero() {
+            return bad("reconcile_interval", "must be positive".into());
+        }
+        Ok(())
+    }
+}

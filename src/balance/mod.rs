@@ -1,0 +1,199 @@
+//! The rebalance state machine, *sans I/O*.
+//!
+//! A [`Balancer`] is one member's view of its group. It is fed [`Input`]s —
+//! what ZooKeeper said, what a claim returned, that the application let go of
+//! a partition, that time passed — and answers with [`Action`]s for a driver
+//! to carry out: register, read the group, create or delete an owner znode,
+//! watch for a deletion, revoke partitions from the application. It never
+//! touches a socket or a clock: time comes in with every input, and jitter
+//! from a seeded generator, so the production driver (`coord`) and the
+//! simulator drive exactly the same code.
+//!
+//! The rules it keeps:
+//! - **Coalescing**: watch events only mark the view stale; one read follows
+//!   a short window, however many events came in it.
+//! - **Release before reassign**: a partition leaves this member by
+//!   [`Action::Revoke`] (the application stops and commits), then
+//!   [`Action::DeleteOwner`]; only the deletion lets a peer claim it.
+//! - **Incremental**: partitions that stay are never revoked or re-claimed.
+//! - **Bounded claims**: a claim on a held partition waits for the owner's
+//!   deletion (a watch) or a backoff with jitter, retries a bounded number of
+//!   times whose total outlasts the session timeout, then gives up, rolls back
+//!   the round's claims and reports [`BalanceError::ClaimGaveUp`].
+//! - **Sessions**: on disconnect ownership is kept, but delivery is suspended
+//!   before the session could have expired; on expiry everything is dropped
+//!   at once and the member rejoins with a new session.
+//! - **Reconcile**: the group is re-read periodically, so a lost watch never
+//!   leaves a member idle or a partition unowned.
+
+mod config;
+mod machine;
+mod snapshot;
+
+pub use config::{BalanceConfig, ConfigError};
+pub use machine::Balancer;
+pub use snapshot::{GroupSnapshot, OwnerRecord};
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::assign::{AssignError, Slot};
+use crate::ids::TopicPartition;
+use crate::znode::OwnerName;
+
+/// Time since the driver's epoch. The machine has no clock of its own.
+pub type Time = Duration;
+
+/// What happened to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The owner znode is ours; `czxid` is its creation zxid (the earliest
+    /// creation wins when two claims slip past each other).
+    Claimed {
+        /// Creation zxid of our owner znode.
+        czxid: i64,
+    },
+    /// Another member's owner znode exists.
+    Taken,
+    /// ZooKeeper failed the request.
+    Failed(String),
+}
+
+/// The session, as the driver sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The connection dropped; the session may still be alive.
+    Disconnected,
+    /// Reconnected within the session timeout: the same session.
+    Reconnected,
+    /// The session expired: ephemerals (member and owner znodes) are gone.
+    Expired,
+    /// A new session is connected after an expiry.
+    Established,
+}
+
+/// Everything the machine reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Begin: register in the group.
+    Start,
+    /// The member znode exists.
+    Registered,
+    /// Registering failed; retried after a backoff.
+    RegisterFailed(String),
+    /// A watch fired (members, topics, brokers): the view is stale.
+    Changed,
+    /// The group as read after [`Action::ReadGroup`].
+    Snapshot(GroupSnapshot),
+    /// Reading the group failed; retried after a backoff.
+    ReadFailed(String),
+    /// The answer to [`Action::Claim`].
+    ClaimResult {
+        /// The partition.
+        tp: TopicPartition,
+        /// What happened.
+        outcome: ClaimOutcome,
+    },
+    /// Every owner znode of a partition we wait for is gone.
+    OwnerGone(TopicPartition),
+    /// The application stopped using a revoked partition (and committed).
+    Released(TopicPartition),
+    /// Our owner znode of a partition is deleted (or was already gone).
+    OwnerDeleted(TopicPartition),
+    /// The session changed.
+    Session(SessionEvent),
+    /// Time passed; see [`Balancer::next_deadline`].
+    Tick,
+    /// Leave the group cleanly.
+    Stop,
+    /// The member znode is deleted.
+    Deregistered,
+}
+
+/// Everything the machine asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the member znode; answer [`Input::Registered`] or
+    /// [`Input::RegisterFailed`].
+    Register,
+    /// Read members, topics and owners, setting watches; answer
+    /// [`Input::Snapshot`] or [`Input::ReadFailed`].
+    ReadGroup,
+    /// Create the owner znode; answer [`Input::ClaimResult`].
+    Claim {
+        /// The partition.
+        tp: TopicPartition,
+        /// The thread that will own it (its payload).
+        slot: Slot,
+        /// The znode's name.
+        name: OwnerName,
+    },
+    /// Watch the partition's owner znodes; answer [`Input::OwnerGone`] when
+    /// none is left (at once if none exists).
+    WatchOwner(TopicPartition),
+    /// Stop watching (the claim was abandoned).
+    Unwatch(TopicPartition),
+    /// Take these partitions away from the application: it stops delivering
+    /// and commits; answer [`Input::Released`] per partition.
+    Revoke(BTreeSet<TopicPartition>),
+    /// These partitions are no longer ours (session expired, or another
+    /// member's claim won): stop delivering now, commit nothing.
+    Lost(BTreeSet<TopicPartition>),
+    /// Delete our owner znode; answer [`Input::OwnerDeleted`].
+    DeleteOwner {
+        /// The partition.
+        tp: TopicPartition,
+        /// The znode's name.
+        name: OwnerName,
+    },
+    /// The set of partitions this member owns changed.
+    Assigned {
+        /// Bumped at every change.
+        generation: u64,
+        /// Partitions now owned, with their threads.
+        partitions: Vec<(TopicPartition, Slot)>,
+    },
+    /// Stop delivering: the session could expire before we would know.
+    Suspend,
+    /// The session is back: deliver again.
+    Resume,
+    /// Connect a new session (after expiry); answer
+    /// [`Input::Session`]`(`[`SessionEvent::Established`]`)`.
+    NewSession,
+    /// Delete the member znode; answer [`Input::Deregistered`].
+    Deregister,
+    /// Close the session: the member has left.
+    Close,
+    /// Something went wrong that the application should hear about.
+    Error(BalanceError),
+}
+
+/// Failures the machine reports (it keeps running after each).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BalanceError {
+    /// A claim was retried the configured number of times and the partition
+    /// is still owned by another member. The round's claims were rolled back.
+    #[error("gave up claiming {tp} after {attempts} attempts; still owned by {owner}")]
+    ClaimGaveUp {
+        /// The partition.
+        tp: TopicPartition,
+        /// Attempts made.
+        attempts: u32,
+        /// Its owner at the last read.
+        owner: String,
+    },
+    /// The strategy cannot assign this group.
+    #[error("cannot assign: {0}")]
+    Assign(#[from] AssignError),
+    /// Our member znode is missing from a fresh read: re-registering.
+    #[error("our member znode is gone; registering again")]
+    MemberVanished,
+    /// ZooKeeper failed a request; it is retried.
+    #[error("ZooKeeper: {0}")]
+    ZooKeeper(String),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Scripted scenarios: each feeds inputs and checks the exact actions.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::*;
+use crate::assign::{GroupShape, Strategy};
+use crate::ids::{BrokerId, MemberId, PartitionId, TopicName};
+use crate::znode::Flavour;
+
+fn ms(n: u64) -> Time {
+    Duration::from_millis(n)
+}
+
+fn m(s: &str) -> MemberId {
+    MemberId::new(s).unwrap()
+}
+
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new(TopicName::new("t").unwrap(), p)
+}
+
+fn cfg(me: &str) -> BalanceConfig {
+    let mut c = BalanceConfig::new(m(me), Flavour::Pykafka, Strategy::PykafkaRange);
+    c.session_timeout = ms(1000);
+    c.suspend_margin = ms(200);
+    c.backoff_initial = ms(50);
+    c.backoff_max = ms(400);
+    c.claim_retries = 6;
+    c.reconcile_interval = ms(10_000);
+    c.validate().unwrap();
+    c
+}
+
+/// A group of `members` on topic `t` with `parts` partitions led by broker 1,
+/// and the given owners.
+fn snapshot(members: &[&str], parts: i32, owners: &[(i32, &str)]) -> GroupSnapshot {
+    let mut shape = GroupShape::default();
+    for id in members {
+        shape.add_member(m(id), [(TopicName::new("t").unwrap(), 1)]);
+    }
+    shape.add_topic(TopicName::new("t").unwrap(), (0..parts).map(|p| (PartitionId(p), Some(BrokerId(1)))));
+    let owners = owners
+        .iter()
+        .map(|(p, who)| {
+            let name = crate::znode::OwnerName::Pykafka { leader: BrokerId(1), partition: PartitionId(*p) };
+            (tp(*p), vec![OwnerRecord { member: m(who), thread: 0, name, czxid: 1 }])
+        })
+        .collect();
+    GroupSnapshot { shape, owners }
+}
+
+fn claims(actions: &[Action]) -> BTreeSet<i32> {
+    actions.iter().filter_map(|a| if let Action::Claim { tp, .. } = a { Some(tp.partition.0) } else { None }).collect()
+}
+
+fn set(ps: &[i32]) -> BTreeSet<TopicPartition> {
+    ps.iter().map(|p| tp(*p)).collect()
+}
+
+/// Registers `b` and answers its first read with `snap`; returns the actions.
+fn joined(b: &mut Balancer, snap: GroupSnapshot) -> Vec<Action> {
+    assert_eq!(b.handle(ms(0), Input::Start), [Action::Register]);
+    assert_eq!(b.handle(ms(1), Input::Registered), [Action::ReadGroup]);
+    b.handle(ms(2), Input::Snapshot(snap))
+}
+
+fn claim_all(b: &mut Balancer, at: u64, ps: &[i32]) -> Vec<Action> {
+    let mut out = Vec::new();
+    for p in ps {
+        out.extend(b.handle(
+            ms(at),
+            Input::ClaimResult { tp: tp(*p), outcome: ClaimOutcome::Claimed { czxid: 10 + *p as i64 } },
+        ));
+    }
+    out
+}
+
+#[test]
+fn a_lone_member_claims_everything_and_publishes_one_generation_per_change() {
+    let mut b = Balancer::new(cfg("a"));
+    let actions = joined(&mut b, snapshot(&["a"], 3, &[]));
+    assert_eq!(claims(&actions), [0, 1, 2].into());
+    let out = claim_all(&mut b, 3, &[0, 1, 2]);
+    let gens: Vec<u64> = out
+        .iter()
+        .filter_map(|a| if let Action::Assigned { generation, .. } = a { Some(*generation) } else { None })
+        .collect();
+    assert_eq!(gens, [1, 2, 3]);
+    assert_eq!(b.deliverable(), set(&[0, 1, 2]));
+    assert!(b.is_settled());
+}
+
+#[test]
+fn a_burst_of_watch_events_is_one_read() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 1, &[]));
+    claim_all(&mut b, 3, &[0]);
+    for t in 10..20 {
+        assert!(b.handle(ms(t), Input::Changed).is_empty(), "no read inside the window");
+    }
+    assert_eq!(b.next_deadline(), Some(ms(60)), "one read, coalesce after the first event");
+    assert_eq!(b.handle(ms(60), Input::Tick), [Action::ReadGroup]);
+    assert!(b.handle(ms(61), Input::Tick).is_empty(), "only one read in flight");
+}
+
+#[test]
+fn leaving_partitions_are_revoked_then_deleted_and_only_then_gone() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 4, &[]));
+    claim_all(&mut b, 3, &[0, 1, 2, 3]);
+    b.handle(ms(10), Input::Changed);
+    b.handle(ms(60), Input::Tick);
+    let out = b.handle(ms(61), Input::Snapshot(snapshot(&["a", "b"], 4, &[(0, "a"), (1, "a"), (2, "a"), (3, "a")])));
+    // pykafka range: a keeps 0,1; b gets 2,3.
+    assert_eq!(out[0], Action::Revoke(set(&[2, 3])));
+    assert!(matches!(&out[1], Action::Assigned { partitions, .. } if partitions.len() == 2), "{out:?}");
+    assert_eq!(b.held(), set(&[0, 1, 2, 3]), "still held until deleted");
+    let out = b.handle(ms(70), Input::Released(tp(2)));
+    assert!(matches!(&out[..], [Action::DeleteOwner { tp: t, .. }] if *t == tp(2)));
+    b.handle(ms(71), Input::OwnerDeleted(tp(2)));
+    assert_eq!(b.held(), set(&[0, 1, 3]));
+    assert!(claims(&b.handle(ms(72), Input::Tick)).is_empty(), "kept partitions are never re-claimed");
+}
+
+#[test]
+fn a_held_partition_is_watched_and_claimed_once_its_owner_is_gone() {
+    let mut b = Balancer::new(cfg("b"));
+    let out = joined(&mut b, snapshot(&["a", "b"], 2, &[(1, "a")]));
+    assert!(out.contains(&Action::WatchOwner(tp(1))), "{out:?}");
+    assert!(claims(&out).is_empty(), "no blind create on a held partition");
+    let out = b.handle(ms(20), Input::OwnerGone(tp(1)));
+    assert_eq!(claims(&out), [1].into());
+    let out = b.handle(ms(21), Input::ClaimResult { tp: tp(1), outcome: ClaimOutcome::Taken });
+    assert_eq!(out, [Action::WatchOwner(tp(1))], "raced: wait again");
+}
+
+#[test]
+fn claims_give_up_after_bounded_retries_and_roll_back_the_round() {
+    let mut b = Balancer::new(cfg("b"));
+    // b's share of 4 partitions among a, b is 2 and 3; 3 is held by a.
+    let out = joined(&mut b, snapshot(&["a", "b"], 4, &[(3, "a")]));
+    assert_eq!(claims(&out), [2].into());
+    claim_all(&mut b, 3, &[2]);
+    let mut now = ms(3);
+    let mut gave_up = None;
+    let mut claims_sent = 0;
+    for _ in 0..100 {
+        let Some(next) = b.next_deadline() else { break };
+        now = now.max(next);
+        let out = b.handle(now, Input::Tick);
+        for a in &out {
+            match a {
+                Action::Claim { .. } => {
+                    claims_sent += 1;
+                    b.handle(now, Input::ClaimResult { tp: tp(3), outcome: ClaimOutcome::Taken });
+                }
+                Action::Error(BalanceError::ClaimGaveUp { attempts, .. }) => gave_up = Some((*attempts, out.clone())),
+                _ => {}
+            }
+        }
+        if gave_up.is_some() {
+            break;
+        }
+    }
+    let (attempts, out) = gave_up.expect("gives up");
+    assert_eq!(attempts, 6);
+    assert_eq!(claims_sent, 5, "bounded: the first wait plus 5 retries");
+    assert!(out.contains(&Action::Revoke(set(&[2]))), "the round's successful claim is rolled back: {out:?}");
+    assert!(now >= cfg("b").claim_window(), "the retries outlast the claim window");
+    // No spinning: the next read is a full backoff away.
+    assert!(b.next_deadline().unwrap() >= now + ms(400));
+}
+
+#[test]
+fn a_long_disconnect_suspends_delivery_before_the_session_can_expire() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 1, &[]));
+    claim_all(&mut b, 3, &[0]);
+    assert!(b.handle(ms(100), Input::Session(SessionEvent::Disconnected)).is_empty());
+    assert_eq!(b.next_deadline(), Some(ms(900)), "timeout 1000 ms minus margin 200 ms");
+    assert!(b.handle(ms(899), Input::Tick).is_empty());
+    assert_eq!(b.handle(ms(900), Input::Tick), [Action::Suspend]);
+    assert!(b.deliverable().is_empty());
+    let out = b.handle(ms(950), Input::Session(SessionEvent::Reconnected));
+    assert_eq!(out, [Action::Resume]);
+    assert_eq!(b.deliverable(), set(&[0]), "ownership was kept");
+    assert_eq!(b.handle(ms(950), Input::Tick), [Action::ReadGroup], "re-read after reconnecting");
+}
+
+#[test]
+fn expiry_drops_everything_at_once_and_rejoins() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 2, &[]));
+    claim_all(&mut b, 3, &[0, 1]);
+    let out = b.handle(ms(10), Input::Session(SessionEvent::Expired));
+    assert_eq!(out[0], Action::Lost(set(&[0, 1])));
+    assert!(out.contains(&Action::NewSession));
+    assert!(matches!(out.last(), Some(Action::Assigned { partitions, .. }) if partitions.is_empty()));
+    assert!(b.held().is_empty());
+    assert_eq!(b.handle(ms(20), Input::Session(SessionEvent::Established)), [Action::Register]);
+    assert_eq!(b.handle(ms(21), Input::Registered), [Action::ReadGroup]);
+}
+
+#[test]
+fn stop_revokes_deletes_then_deregisters_and_closes() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 2, &[]));
+    claim_all(&mut b, 3, &[0, 1]);
+    let out = b.handle(ms(10), Input::Stop);
+    assert_eq!(out[0], Action::Revoke(set(&[0, 1])));
+    b.handle(ms(11), Input::Released(tp(0)));
+    b.handle(ms(11), Input::Released(tp(1)));
+    assert!(b.handle(ms(12), Input::OwnerDeleted(tp(0))).is_empty());
+    assert_eq!(b.handle(ms(12), Input::OwnerDeleted(tp(1))), [Action::Deregister]);
+    assert_eq!(b.handle(ms(13), Input::Deregistered), [Action::Close]);
+    assert!(b.is_stopped());
+}
+
+#[test]
+fn a_claim_that_lands_after_stop_is_deleted_undelivered() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 1, &[]));
+    b.handle(ms(5), Input::Stop);
+    let out = b.handle(ms(6), Input::ClaimResult { tp: tp(0), outcome: ClaimOutcome::Claimed { czxid: 5 } });
+    assert!(matches!(&out[..], [Action::DeleteOwner { .. }]), "{out:?}");
+    assert_eq!(b.handle(ms(7), Input::OwnerDeleted(tp(0))), [Action::Deregister]);
+}
+
+#[test]
+fn drift_is_repaired_when_a_read_shows_our_znode_gone() {
+    let mut b = Balancer::new(cfg("a"));
+    joined(&mut b, snapshot(&["a"], 1, &[]));
+    claim_all(&mut b, 3, &[0]);
+    b.handle(ms(10), Input::Changed);
+    b.handle(ms(60), Input::Tick);
+    let out = b.handle(ms(61), Input::Snapshot(snapshot(&["a"], 1, &[])));
+    assert_eq!(out[0], Action::Lost(set(&[0])));
+    assert_eq!(claims(&out), [0].into(), "and claims it again");
+}
+
+#[test]
+fn a_snapshot_without_us_re_registers() {
+    let mut b = Balancer::new(cfg("a"));
+    let out = joined(&mut b, snapshot(&["z"], 1, &[]));
+    assert_eq!(out, [Action::Error(BalanceError::MemberVanished), Action::Register]);
+}
+
+#[test]
+fn the_claim_window_must_outlast_the_session_timeout() {
+    let mut c = cfg("a");
+    c.claim_retries = 2;
+    let err = c.validate().unwrap_err();
+    assert_eq!(err.setting, "claim_retries");
+    let mut c = cfg("a");
+    c.suspend_margin = ms(5000);
+    assert_eq!(c.validate().unwrap_err().setting, "suspend_margin");
+}
+
+#[test]
+fn identical_inputs_give_identical_actions() {
+    let run = || {
+        let mut b = Balancer::new(cfg("b"));
+        let mut log = joined(&mut b, snapshot(&["a", "b"], 6, &[(4, "a")]));
+        log.extend(b.handle(ms(30), Input::ClaimResult { tp: tp(3), outcome: ClaimOutcome::Taken }));
+        (log, b.next_deadline())
+    };
+    assert_eq!(run(), run());
+}
