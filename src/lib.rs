@@ -28,6 +28,7 @@
 pub mod assign;
 pub mod balance;
 pub mod cluster;
+pub mod coord;
 pub mod ids;
 pub mod znode;
 

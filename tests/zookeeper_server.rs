@@ -139,8 +139,17 @@ async fn sweep_kills_processes_whose_owner_is_gone() {
     // `cat - <marker>` blocks on its open stdin and carries the marker in argv.
     let mut orphan =
         std::process::Command::new("cat").args(["-", &marker]).stdin(std::process::Stdio::piped()).spawn().unwrap();
-    // Concurrent tests sweep at every spawn, so the orphan may already be
-    // gone; either way it must die by SIGKILL, not finish on its own.
+    // Until the child has exec'ed, its /proc cmdline is still ours and shows
+    // no marker; a concurrent test's sweep (every spawn sweeps) may also have
+    // killed it already. Wait for either, then sweep.
+    let pid = orphan.id();
+    ok(wait_until("the orphan to show its marker", Duration::from_secs(5), || {
+        let found = zkbalance::testkit::orphans().iter().any(|(p, _)| *p == pid);
+        let gone = !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"));
+        async move { (found || gone).then_some(()) }
+    })
+    .await);
     zkbalance::testkit::sweep_orphans();
     let status = within("the orphan to die", Duration::from_secs(5), async {
         loop {

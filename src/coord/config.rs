@@ -1,0 +1,281 @@
+//! The group builder: every setting validated before anything connects.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::assign::Strategy;
+use crate::balance::{BalanceConfig, ConfigError};
+use crate::ids::{GroupId, MemberId, TopicName};
+use crate::znode::Flavour;
+
+use super::{CoordError, GroupMember};
+
+/// Validated settings of a group membership.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `host:port[,host:port...][/chroot]`.
+    pub zookeeper: String,
+    /// The group.
+    pub group: GroupId,
+    /// Topic → streams (threads) this member consumes it with.
+    pub topics: BTreeMap<TopicName, u32>,
+    /// Rebalance settings (member id, flavour, strategy, timings).
+    pub balance: BalanceConfig,
+    /// Whether the member id was given (static) rather than generated.
+    pub static_member: bool,
+    /// Longest wait to connect to ZooKeeper.
+    pub connect_timeout: Duration,
+    /// Longest wait for the application to let go of a revoked partition
+    /// before its owner znode is deleted anyway (and the overrun counted).
+    pub revoke_timeout: Duration,
+}
+
+/// Builds a [`GroupMember`]. Defaults follow the legacy consumers where they
+/// are safe (6 s sessions, range assignment) and depart where they are not
+/// (claim retries outlast the session timeout; watch events are coalesced).
+#[derive(Debug, Clone)]
+pub struct GroupBuilder {
+    zookeeper: Option<String>,
+    group: Option<String>,
+    topics: Vec<(String, u32)>,
+    flavour: Flavour,
+    strategy: Option<Strategy>,
+    member_id: Option<String>,
+    session_timeout: Duration,
+    connect_timeout: Duration,
+    coalesce: Duration,
+    backoff: (Duration, Duration),
+    claim_retries: Option<u32>,
+    suspend_margin: Option<Duration>,
+    reconcile_interval: Duration,
+    revoke_timeout: Duration,
+    seed: Option<u64>,
+}
+
+impl Default for GroupBuilder {
+    fn default() -> Self {
+        GroupBuilder {
+            zookeeper: None,
+            group: None,
+            topics: Vec::new(),
+            flavour: Flavour::Pykafka,
+            strategy: None,
+            member_id: None,
+            session_timeout: Duration::from_secs(6),
+            connect_timeout: Duration::from_secs(10),
+            coalesce: Duration::from_millis(50),
+            backoff: (Duration::from_millis(100), Duration::from_secs(2)),
+            claim_retries: None,
+            suspend_margin: None,
+            reconcile_interval: Duration::from_secs(30),
+            revoke_timeout: Duration::from_secs(10),
+            seed: None,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> CoordError {
+    CoordError::Config(ConfigError { setting, reason: reason.into() })
+}
+
+impl GroupBuilder {
+    /// The ZooKeeper connect string, with an optional chroot.
+    pub fn zookeeper(mut self, connect: impl Into<String>) -> Self {
+        self.zookeeper = Some(connect.into());
+        self
+    }
+
+    /// The group id.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Consume `topic` with one stream.
+    pub fn topic(self, topic: impl Into<String>) -> Self {
+        self.topic_streams(topic, 1)
+    }
+
+    /// Consume `topic` with `streams` threads (Scala flavour).
+    pub fn topic_streams(mut self, topic: impl Into<String>, streams: u32) -> Self {
+        self.topics.push((topic.into(), streams));
+        self
+    }
+
+    /// The group's layout (default pykafka).
+    pub fn flavour(mut self, flavour: Flavour) -> Self {
+        self.flavour = flavour;
+        self
+    }
+
+    /// The strategy (default: the flavour's range).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// A static member id: a restart within the session timeout takes over
+    /// the previous incarnation's znodes and keeps its partitions. Must be
+    /// unique per live process.
+    pub fn member_id(mut self, id: impl Into<String>) -> Self {
+        self.member_id = Some(id.into());
+        self
+    }
+
+    /// The ZooKeeper session timeout (default 6 s).
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// The longest wait to connect (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long watch events are gathered into one rebalance (default 50 ms).
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
+        self
+    }
+
+    /// Claim backoff: first wait and cap (default 100 ms, 2 s).
+    pub fn claim_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = (initial, max);
+        self
+    }
+
+    /// Claim attempts before giving up (default: enough to outlast the
+    /// session timeout twice).
+    pub fn claim_retries(mut self, retries: u32) -> Self {
+        self.claim_retries = Some(retries);
+        self
+    }
+
+    /// Suspend delivery this long before a disconnected session could expire
+    /// (default a third of the session timeout).
+    pub fn suspend_margin(mut self, margin: Duration) -> Self {
+        self.suspend_margin = Some(margin);
+        self
+    }
+
+    /// Period of the full re-read that repairs lost watches (default 30 s).
+    pub fn reconcile_interval(mut self, interval: Duration) -> Self {
+        self.reconcile_interval = interval;
+        self
+    }
+
+    /// Longest wait for the application to release a revoked partition
+    /// (default 10 s).
+    pub fn revoke_timeout(mut self, timeout: Duration) -> Self {
+        self.revoke_timeout = timeout;
+        self
+    }
+
+    /// Seed of the backoff jitter (default random).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Validates every setting.
+    pub fn build(self) -> Result<GroupConfig, CoordError> {
+        let zookeeper =
+            self.zookeeper.filter(|z| !z.trim().is_empty()).ok_or_else(|| invalid("zookeeper", "required"))?;
+        if let Some(slash) = zookeeper.find('/') {
+            let chroot = &zookeeper[slash..];
+            if chroot.len() > 1 && (chroot.ends_with('/') || chroot.contains("//")) {
+                return Err(invalid("zookeeper", format!("bad chroot {chroot:?}")));
+            }
+        }
+        let group = GroupId::new(self.group.ok_or_else(|| invalid("group", "required"))?)
+            .map_err(|e| invalid("group", e.to_string()))?;
+        if self.topics.is_empty() {
+            return Err(invalid("topic", "at least one topic is required"));
+        }
+        let mut topics = BTreeMap::new();
+        for (t, streams) in self.topics {
+            let name = TopicName::new(t).map_err(|e| invalid("topic", e.to_string()))?;
+            if streams == 0 {
+                return Err(invalid("topic_streams", format!("{name}: at least one stream")));
+            }
+            topics.insert(name, streams);
+        }
+        if self.flavour == Flavour::Pykafka && (topics.len() != 1 || topics.values().any(|s| *s != 1)) {
+            return Err(invalid("topic", "a pykafka-flavour member consumes exactly one topic with one stream"));
+        }
+        let strategy = self.strategy.unwrap_or(match self.flavour {
+            Flavour::Pykafka => Strategy::PykafkaRange,
+            Flavour::Scala => Strategy::ScalaRange,
+        });
+        let compatible = match strategy {
+            Strategy::PykafkaRange | Strategy::PykafkaRoundRobin => self.flavour == Flavour::Pykafka,
+            Strategy::ScalaRange | Strategy::ScalaRoundRobin => self.flavour == Flavour::Scala,
+            Strategy::Sticky => true,
+        };
+        if !compatible {
+            return Err(invalid("strategy", format!("{strategy:?} does not belong to the {} flavour", self.flavour)));
+        }
+        let static_member = self.member_id.is_some();
+        let member = match self.member_id {
+            Some(id) => MemberId::new(id).map_err(|e| invalid("member_id", e.to_string()))?,
+            None => {
+                let uuid = uuid::Uuid::new_v4();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let id = match self.flavour {
+                    Flavour::Pykafka => crate::znode::pykafka_member_id(&hostname(), uuid),
+                    Flavour::Scala => crate::znode::scala_member_id(&group, &hostname(), now, uuid),
+                };
+                id.map_err(|e| invalid("member_id", e.to_string()))?
+            }
+        };
+        let mut balance = BalanceConfig::new(member, self.flavour, strategy);
+        balance.session_timeout = self.session_timeout;
+        balance.coalesce = self.coalesce;
+        (balance.backoff_initial, balance.backoff_max) = self.backoff;
+        balance.suspend_margin = self.suspend_margin.unwrap_or(self.session_timeout / 3);
+        balance.reconcile_interval = self.reconcile_interval;
+        balance.seed = self.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        balance.claim_retries = match self.claim_retries {
+            Some(n) => n,
+            None => (1..=64)
+                .find(|&n| {
+                    balance.claim_retries = n;
+                    balance.claim_window() > self.session_timeout * 2
+                })
+                .unwrap_or(64),
+        };
+        balance.validate().map_err(CoordError::Config)?;
+        if self.connect_timeout.is_zero() {
+            return Err(invalid("connect_timeout", "must be positive"));
+        }
+        if self.revoke_timeout.is_zero() {
+            return Err(invalid("revoke_timeout", "must be positive"));
+        }
+        Ok(GroupConfig {
+            zookeeper,
+            group,
+            topics,
+            balance,
+            static_member,
+            connect_timeout: self.connect_timeout,
+            revoke_timeout: self.revoke_timeout,
+        })
+    }
+
+    /// Validates, connects, registers and starts balancing.
+    pub async fn join(self) -> Result<GroupMember, CoordError> {
+        GroupMember::join(self.build()?).await
+    }
+}

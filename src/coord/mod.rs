@@ -1,0 +1,327 @@
+//! Group membership over ZooKeeper: the driver of the [`balance`](crate::balance)
+//! state machine, and a public API usable without Kafka — a stream of
+//! assignment events with generation numbers, and [`Lease`]s on partitions —
+//! so an application can lease partitions to its own workers.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), zkbalance::coord::CoordError> {
+//! use zkbalance::coord::{Ending, GroupBuilder, GroupEvent};
+//!
+//! let mut member = GroupBuilder::default()
+//!     .zookeeper("127.0.0.1:2181/kafka")
+//!     .group("billing")
+//!     .topic("orders")
+//!     .join()
+//!     .await?;
+//! let mut events = member.events();
+//! while let Some(event) = events.recv().await {
+//!     if let GroupEvent::Assigned { leases, .. } = event {
+//!         for mut lease in leases {
+//!             tokio::spawn(async move {
+//!                 // Work on lease.topic_partition() until the lease ends;
+//!                 // a rebalance never waits on anything but this select.
+//!                 let _ending: Ending = lease.ended().await;
+//!             });
+//!         }
+//!     }
+//! }
+//! member.stop().await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod driver;
+mod lease;
+mod ops;
+mod read;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use zookeeper_client::Client;
+
+pub use config::{GroupBuilder, GroupConfig};
+pub use lease::{Ending, Lease};
+
+use crate::balance::{BalanceError, Balancer, ConfigError};
+use crate::ids::{MemberId, TopicPartition};
+
+/// Why joining or leaving failed.
+#[derive(Debug, Error)]
+pub enum CoordError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No ZooKeeper server answered in time.
+    #[error("ZooKeeper at {connect} is unreachable (waited {waited:?})")]
+    Unreachable {
+        /// The connect string.
+        connect: String,
+        /// How long.
+        waited: Duration,
+    },
+    /// The chroot in the connect string does not exist.
+    #[error("the chroot of {connect} does not exist")]
+    BadChroot {
+        /// The connect string.
+        connect: String,
+    },
+    /// ZooKeeper refused a request.
+    #[error("ZooKeeper {op}: {source}")]
+    ZooKeeper {
+        /// What was being done.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: zookeeper_client::Error,
+    },
+    /// Leaving took longer than its bound.
+    #[error("leaving the group did not finish within {0:?}")]
+    StopTimeout(Duration),
+}
+
+/// What the application hears from the group.
+#[derive(Debug)]
+pub enum GroupEvent {
+    /// The owned set changed. `leases` are the newly owned partitions;
+    /// `partitions` is everything owned now.
+    Assigned {
+        /// Bumped at every change.
+        generation: u64,
+        /// One lease per newly owned partition.
+        leases: Vec<Lease>,
+        /// Every owned partition.
+        partitions: Vec<TopicPartition>,
+    },
+    /// These partitions are being taken away: their leases ended with
+    /// [`Ending::Revoked`]; drop them to let the rebalance go on.
+    Revoked {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+    },
+    /// These partitions are no longer ours (session expired, or a competing
+    /// claim won): stop at once.
+    Lost {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+    },
+    /// The ZooKeeper connection is down long enough that the session could
+    /// expire: stop delivering until [`GroupEvent::Resumed`].
+    Suspended,
+    /// The connection is back with the same session.
+    Resumed,
+    /// A failure the member recovers from by itself, reported for the record.
+    Error(BalanceError),
+}
+
+/// The current assignment, always available without waiting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssignmentView {
+    /// Generation of the last change.
+    pub generation: u64,
+    /// Partitions owned and not being revoked.
+    pub partitions: BTreeSet<TopicPartition>,
+    /// Whether delivery is suspended by a long disconnect.
+    pub suspended: bool,
+}
+
+/// Counters of one member.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Rebalance rounds (group reads acted on).
+    pub rebalances: AtomicU64,
+    /// Owner znode creations attempted.
+    pub claims: AtomicU64,
+    /// Claims that found the partition held and waited for its release.
+    pub claim_waits: AtomicU64,
+    /// Claims given up after the bounded retries.
+    pub claims_abandoned: AtomicU64,
+    /// Partitions lost without a clean release.
+    pub partitions_lost: AtomicU64,
+    /// Revoked partitions the application did not release in time.
+    pub forced_releases: AtomicU64,
+    /// Malformed znodes skipped.
+    pub skipped_znodes: AtomicU64,
+    /// Session expirations survived.
+    pub session_expirations: AtomicU64,
+}
+
+/// A copy of [`Metrics`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct MetricsSnapshot {
+    pub rebalances: u64,
+    pub claims: u64,
+    pub claim_waits: u64,
+    pub claims_abandoned: u64,
+    pub partitions_lost: u64,
+    pub forced_releases: u64,
+    pub skipped_znodes: u64,
+    pub session_expirations: u64,
+}
+
+impl Metrics {
+    fn snapshot(&self) -> MetricsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            rebalances: get(&self.rebalances),
+            claims: get(&self.claims),
+            claim_waits: get(&self.claim_waits),
+            claims_abandoned: get(&self.claims_abandoned),
+            partitions_lost: get(&self.partitions_lost),
+            forced_releases: get(&self.forced_releases),
+            skipped_znodes: get(&self.skipped_znodes),
+            session_expirations: get(&self.session_expirations),
+        }
+    }
+}
+
+/// Connects with a bound on the wait.
+pub(crate) async fn connect(connect: &str, session_timeout: Duration, within: Duration) -> Result<Client, CoordError> {
+    let attempt = Client::connector().with_session_timeout(session_timeout).connect(connect);
+    match tokio::time::timeout(within, attempt).await {
+        Ok(Ok(zk)) => Ok(zk),
+        Ok(Err(zookeeper_client::Error::Timeout | zookeeper_client::Error::NoHosts)) | Err(_) => {
+            Err(CoordError::Unreachable { connect: connect.to_owned(), waited: within })
+        }
+        Ok(Err(source)) => Err(CoordError::ZooKeeper { op: "connect", source }),
+    }
+}
+
+/// A live member of a group.
+pub struct GroupMember {
+    member: MemberId,
+    control: mpsc::UnboundedSender<driver::Msg>,
+    events: Option<mpsc::UnboundedReceiver<GroupEvent>>,
+    handshake: Arc<AtomicBool>,
+    view: watch::Receiver<AssignmentView>,
+    metrics: Arc<Metrics>,
+    task: Option<JoinHandle<()>>,
+    stop_bound: Duration,
+}
+
+impl std::fmt::Debug for GroupMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMember").field("member", &self.member).finish()
+    }
+}
+
+impl GroupMember {
+    /// A builder.
+    pub fn builder() -> GroupBuilder {
+        GroupBuilder::default()
+    }
+
+    pub(crate) async fn join(cfg: GroupConfig) -> Result<GroupMember, CoordError> {
+        let zk = connect(&cfg.zookeeper, cfg.balance.session_timeout, cfg.connect_timeout).await?;
+        match zk.check_stat("/").await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(zookeeper_client::Error::NoNode) => {
+                return Err(CoordError::BadChroot { connect: cfg.zookeeper.clone() })
+            }
+            Err(source) => return Err(CoordError::ZooKeeper { op: "check the chroot", source }),
+        }
+        let mut balance = cfg.balance.clone();
+        // The server may negotiate another timeout; timings follow the real one.
+        balance.session_timeout = zk.session_timeout();
+        if balance.suspend_margin >= balance.session_timeout {
+            balance.suspend_margin = balance.session_timeout / 3;
+        }
+        let member = balance.member.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (changed_tx, changed_rx) = mpsc::unbounded_channel();
+        let (view_tx, view_rx) = watch::channel(AssignmentView::default());
+        let handshake = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(Metrics::default());
+        let layout = ops::Layout { group: cfg.group.clone(), flavour: balance.flavour, member: member.clone() };
+        let stop_bound = cfg.revoke_timeout + balance.session_timeout * 2 + Duration::from_secs(5);
+        let driver = driver::Driver {
+            machine: Balancer::new(balance),
+            cfg,
+            zk,
+            layout,
+            epoch: tokio::time::Instant::now(),
+            tx: tx.clone(),
+            rx,
+            events: events_tx,
+            handshake: Arc::clone(&handshake),
+            view: view_tx,
+            metrics: Arc::clone(&metrics),
+            leases: BTreeMap::new(),
+            owner_watches: BTreeMap::new(),
+            watches: read::Watches::default(),
+            changed_tx,
+            changed_rx,
+            stop_waiters: Vec::new(),
+        };
+        let span = tracing::info_span!("group_member", member = %member);
+        let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        Ok(GroupMember {
+            member,
+            control: tx,
+            events: Some(events_rx),
+            handshake,
+            view: view_rx,
+            metrics,
+            task: Some(task),
+            stop_bound,
+        })
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> &MemberId {
+        &self.member
+    }
+
+    /// The event stream. Taking it turns on the lease handshake: a revoked
+    /// partition's owner znode is deleted only once its [`Lease`] is dropped
+    /// (or the revoke timeout passes). Without it, revocation is immediate.
+    /// Panics if taken twice.
+    pub fn events(&mut self) -> mpsc::UnboundedReceiver<GroupEvent> {
+        self.handshake.store(true, Ordering::Relaxed);
+        self.events.take().expect("GroupMember::events taken twice")
+    }
+
+    /// The current assignment, updated as it changes.
+    pub fn assignment(&self) -> watch::Receiver<AssignmentView> {
+        self.view.clone()
+    }
+
+    /// The member's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Leaves the group cleanly: revokes every partition, deletes the owner
+    /// znodes and the member znode, and closes the session, so peers
+    /// rebalance at once instead of after the session timeout.
+    pub async fn stop(mut self) -> Result<(), CoordError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.control.send(driver::Msg::Stop(done_tx)).is_ok()
+            && tokio::time::timeout(self.stop_bound, done_rx).await.is_err()
+        {
+            return Err(CoordError::StopTimeout(self.stop_bound));
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for GroupMember {
+    /// Without [`GroupMember::stop`], the member still leaves: the driver is
+    /// told to stop and closes its session when done.
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            let (done, _) = oneshot::channel();
+            let _ = self.control.send(driver::Msg::Stop(done));
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Group coordination against a real ZooKeeper, with topics registered by
+//! the mock Kafka cluster's registrar.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::group::{self, by_member, converge, expected, join, partitions, Sampler, SESSION};
+use common::{kafka, ok, within, zookeeper};
+use zkbalance::coord::{CoordError, Ending, GroupEvent, GroupMember};
+use zkbalance::testkit::{KafkaCluster, ZkLink};
+
+fn leaders(kafka: &KafkaCluster, topic: &str) -> BTreeMap<i32, i32> {
+    kafka.partitions(topic).unwrap().iter().map(|(p, m)| (p.0, m.leader.unwrap().0)).collect()
+}
+
+/// Waits for the member's assignment to have `n` partitions.
+async fn owns(member: &GroupMember, n: usize, what: &str) {
+    let mut view = member.assignment();
+    within(what, Duration::from_secs(10), view.wait_for(|v| v.partitions.len() == n)).await.expect("member alive");
+}
+
+#[tokio::test]
+async fn pykafka_701_a_waiting_member_does_not_stall_a_newcomer() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("idle", 8, 1).await.unwrap();
+    let mut a = join(&zk.connect_string(), "g701", "idle").await;
+    let mut a_events = a.events();
+    // A's application: one worker per lease, each waiting for messages that
+    // never come (the topic is idle), and for the lease to end.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workers = tokio::spawn(async move {
+        while let Some(event) = a_events.recv().await {
+            if let GroupEvent::Assigned { leases, .. } = event {
+                for mut lease in leases {
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        let waited_from = Instant::now();
+                        let ending = tokio::select! {
+                            () = std::future::pending::<()>() => unreachable!(),
+                            ending = lease.ended() => ending,
+                        };
+                        let _ = done.send((lease.topic_partition().partition.0, ending, waited_from.elapsed()));
+                    });
+                }
+            }
+        }
+    });
+    owns(&a, 8, "A to own all 8 partitions").await;
+
+    let joined_at = Instant::now();
+    let b = join(&zk.connect_string(), "g701", "idle").await;
+    owns(&b, 4, "B to own its share").await;
+    let took = joined_at.elapsed();
+    assert!(took < Duration::from_secs(1), "B owned its share after {took:?}; must be under 1 s");
+    owns(&a, 4, "A to keep the other half").await;
+    for _ in 0..4 {
+        let (p, ending, waited) = within("A's revoked workers", Duration::from_secs(2), done_rx.recv()).await.unwrap();
+        assert_eq!(ending, Ending::Revoked, "partition {p}");
+        assert!(waited > took / 2, "A's worker for {p} was waiting when the rebalance came");
+    }
+    let c = zk.connect_string();
+    let client = zkbalance::testkit::connect(&c, SESSION).await.unwrap();
+    let want = expected(&[a.id(), b.id()], "idle", &leaders(&kafka, "idle"));
+    converge(&client, "g701", "idle", &want, Duration::from_secs(5)).await;
+    b.stop().await.unwrap();
+    a.stop().await.unwrap();
+    workers.abort();
+}
+
+#[tokio::test]
+async fn churn_from_one_to_eight_members_never_double_owns_and_converges() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 3).await;
+    kafka.create_topic("busy", 32, 2).await.unwrap();
+    let leaders = leaders(&kafka, "busy");
+    let observer = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();
+    let sampler = Sampler::start(observer.clone(), "churn", "busy");
+    let check =
+        |members: &[GroupMember]| expected(&members.iter().map(|m| m.id()).collect::<Vec<_>>(), "busy", &leaders);
+
+    // Members 0..4 connect directly; 4..8 through links so they can be killed.
+    let mut members: Vec<GroupMember> = Vec::new();
+    let mut links: Vec<Option<ZkLink>> = Vec::new();
+    for i in 0..8 {
+        let (connect, link) = if i < 4 {
+            (zk.connect_string(), None)
+        } else {
+            let link = ok(ZkLink::new(&zk).await);
+            (link.connect_string(), Some(link))
+        };
+        let member = join(&connect, "churn", "busy").await;
+        sampler.watch(&member);
+        members.push(member);
+        links.push(link);
+        converge(&observer, "churn", "busy", &check(&members), Duration::from_secs(10)).await;
+    }
+    // Graceful leaves.
+    for _ in 0..2 {
+        members.remove(0).stop().await.unwrap();
+        links.remove(0);
+        converge(&observer, "churn", "busy", &check(&members), Duration::from_secs(10)).await;
+    }
+    // Kills: the link is cut, so the session lingers until it expires, as
+    // after a kill -9; the dead member's owner znodes hold until then. The
+    // dead member stays in the sampler: it must suspend delivery before its
+    // peers can take over.
+    let mut dead = Vec::new();
+    for _ in 0..2 {
+        let victim = members.len() - 1;
+        links[victim].as_ref().unwrap().cut();
+        dead.push((members.remove(victim), links.remove(victim)));
+        converge(&observer, "churn", "busy", &check(&members), SESSION * 3 + Duration::from_secs(5)).await;
+    }
+    let (samples, violations) = sampler.finish().await;
+    assert!(samples > 50, "the sampler looked often ({samples} samples)");
+    assert!(violations.is_empty(), "partitions with two owners: {violations:?}");
+    for m in members {
+        m.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_expired_member_drops_everything_at_once_and_rejoins() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("exp", 8, 1).await.unwrap();
+    let link = ok(ZkLink::new(&zk).await);
+    let mut a = join(&link.connect_string(), "gexp", "exp").await;
+    let mut events = a.events();
+    let b = join(&zk.connect_string(), "gexp", "exp").await;
+    owns(&a, 4, "A's share").await;
+    owns(&b, 4, "B's share").await;
+    // Keep A's leases alive, as a worker would.
+    let mut leases = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let GroupEvent::Assigned { leases: l, .. } = e {
+            leases.extend(l);
+        }
+    }
+    assert_eq!(leases.len(), 4, "A holds a lease per partition");
+
+    let session = {
+        // The session A's driver uses: read its member znode's owner.
+        let c = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();
+        let (_, stat) = c.get_data(&format!("/consumers/gexp/ids/{}", a.id())).await.unwrap();
+        stat.ephemeral_owner
+    };
+    assert_ne!(session, 0);
+    link.cut();
+    // While cut, A is disconnected; expiry happens on the server side.
+    let started = Instant::now();
+    let client = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();
+    // Wait for the server to expire A's session (its member znode vanishes).
+    let id = a.id().to_string();
+    ok(zkbalance::testkit::wait_until("A's session to expire", SESSION * 4, || async {
+        client.check_stat(&format!("/consumers/gexp/ids/{id}")).await.ok().flatten().is_none().then_some(())
+    })
+    .await);
+    link.restore();
+    let lost = within("A to hear its partitions are lost", Duration::from_secs(5), async {
+        loop {
+            match events.recv().await.expect("events") {
+                GroupEvent::Lost { partitions } => return partitions,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(lost.len(), 4, "every partition A held is dropped at once");
+    assert!(leases.iter().all(|l| l.ending() == Ending::Lost), "A's leases ended as lost");
+    owns(&a, 4, "A rejoined with a balanced share").await;
+    assert_eq!(a.metrics().session_expirations, 1);
+    let want = expected(&[a.id(), b.id()], "exp", &leaders(&kafka, "exp"));
+    converge(&client, "gexp", "exp", &want, Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn members_ride_out_an_ensemble_leader_loss_without_rebalancing() {
+    common::init_tracing();
+    let mut zk = ok(zkbalance::testkit::ZooKeeper::start(3).await);
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("ens", 6, 1).await.unwrap();
+    let connect = zk.connect_string();
+    let mut a = group::builder(&connect, "gens", "ens").session_timeout(Duration::from_secs(6)).join().await.unwrap();
+    let mut b = group::builder(&connect, "gens", "ens").session_timeout(Duration::from_secs(6)).join().await.unwrap();
+    owns(&a, 3, "A's share").await;
+    owns(&b, 3, "B's share").await;
+    let (gen_a, gen_b) = (a.assignment().borrow().generation, b.assignment().borrow().generation);
+    let (mut ev_a, mut ev_b) = (a.events(), b.events());
+    // Only what happens from here on counts.
+    while ev_a.try_recv().is_ok() {}
+    while ev_b.try_recv().is_ok() {}
+
+    let leader = zk.leader().await.expect("a leader");
+    zk.kill(leader);
+    ok(zkbalance::testkit::wait_until("a new leader", Duration::from_secs(15), || async {
+        zk.leader().await.filter(|l| *l != leader)
+    })
+    .await);
+    // Both members must have reconnected (a reconcile read follows each
+    // reconnect) and stayed put.
+    let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(6)).await.unwrap();
+    let want = expected(&[a.id(), b.id()], "ens", &leaders(&kafka, "ens"));
+    converge(&observer, "gens", "ens", &want, Duration::from_secs(10)).await;
+    let settle = a.metrics().rebalances + b.metrics().rebalances + 2;
+    ok(zkbalance::testkit::wait_until(
+        "both members to re-read the group after reconnecting",
+        Duration::from_secs(10),
+        || async { (a.metrics().rebalances + b.metrics().rebalances >= settle).then_some(()) },
+    )
+    .await);
+    assert_eq!(a.assignment().borrow().generation, gen_a, "A's assignment never changed");
+    assert_eq!(b.assignment().borrow().generation, gen_b, "B's assignment never changed");
+    for events in [&mut ev_a, &mut ev_b] {
+        while let Ok(e) = events.try_recv() {
+            assert!(
+                !matches!(e, GroupEvent::Revoked { .. } | GroupEvent::Lost { .. } | GroupEvent::Assigned { .. }),
+                "needless rebalance: {e:?}"
+            );
+        }
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+/// Run only as a child of `a_killed_member_process_is_replaced_within_the_session_timeout`.
+#[tokio::test]
+#[ignore = "helper: runs only when re-executed by another test"]
+async fn helper_member_until_killed() {
+    let connect = std::env::var("ZKB_HELPER_ZK").expect("ZKB_HELPER_ZK");
+    let member = join(&connect, "gkill", "k").await;
+    owns(&member, 3, "the helper's share").await;
+    println!("OWNS {}", member.id());
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+#[tokio::test]
+async fn a_killed_member_process_is_replaced_within_the_session_timeout() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("k", 6, 1).await.unwrap();
+    let survivor = join(&zk.connect_string(), "gkill", "k").await;
+    let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_member_until_killed", "--ignored", "--nocapture"])
+        .env("ZKB_HELPER_ZK", zk.connect_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(helper.stdout.take().unwrap()).lines();
+    within("the helper member to own its share", Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("helper exited early");
+            if line.starts_with("OWNS ") {
+                return;
+            }
+        }
+    })
+    .await;
+    owns(&survivor, 3, "the survivor's share").await;
+    helper.start_kill().unwrap(); // SIGKILL: no cleanup at all
+    helper.wait().await.unwrap();
+    let killed_at = Instant::now();
+    owns(&survivor, 6, "the survivor to own everything").await;
+    let took = killed_at.elapsed();
+    assert!(took < SESSION + Duration::from_millis(1500), "took {took:?}; session timeout is {SESSION:?}");
+    survivor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_static_member_restarting_within_the_session_timeout_keeps_its_partitions() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("st", 6, 1).await.unwrap();
+    let link = ok(ZkLink::new(&zk).await);
+    let first = group::builder(&link.connect_string(), "gst", "st").member_id("worker-1:static").join().await.unwrap();
+    let other = join(&zk.connect_string(), "gst", "st").await;
+    owns(&first, 3, "the static member's share").await;
+    owns(&other, 3, "the other's share").await;
+    let before = partitions(&first.assignment().borrow());
+    let other_gen = other.assignment().borrow().generation;
+    // The process dies without cleanup; its session lingers.
+    link.cut();
+    drop(first);
+    let second = group::builder(&zk.connect_string(), "gst", "st").member_id("worker-1:static").join().await.unwrap();
+    owns(&second, 3, "the restarted member's share").await;
+    assert_eq!(partitions(&second.assignment().borrow()), before, "same partitions after the restart");
+    // Past the old session's expiry nothing moves either.
+    tokio::time::sleep(SESSION + Duration::from_millis(500)).await;
+    assert_eq!(partitions(&second.assignment().borrow()), before);
+    assert_eq!(other.assignment().borrow().generation, other_gen, "the peer never rebalanced");
+    second.stop().await.unwrap();
+    other.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_leaves_no_znode_and_peers_take_over_at_once() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("stop", 4, 1).await.unwrap();
+    let a = join(&zk.connect_string(), "gstop", "stop").await;
+    let b = join(&zk.connect_string(), "gstop", "stop").await;
+    owns(&a, 2, "A's share").await;
+    let a_id = a.id().to_string();
+    let stopped_at = Instant::now();
+    a.stop().await.unwrap();
+    owns(&b, 4, "B to own everything").await;
+    assert!(stopped_at.elapsed() < Duration::from_secs(1), "took {:?}", stopped_at.elapsed());
+    let client = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();
+    assert!(client.check_stat(&format!("/consumers/gstop/ids/{a_id}")).await.unwrap().is_none());
+    assert!(by_member(&client, "gstop", "stop").await.get(&a_id).is_none(), "no owner znode of A remains");
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_connections_and_settings_are_typed_errors() {
+    let zk = zookeeper().await;
+    let err = group::builder(&zk.connect_string_with_chroot("/missing"), "g", "t").join().await.unwrap_err();
+    assert!(matches!(err, CoordError::BadChroot { .. }), "{err}");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let started = Instant::now();
+    let err = group::builder(&dead, "g", "t").connect_timeout(Duration::from_millis(800)).join().await.unwrap_err();
+    assert!(matches!(err, CoordError::Unreachable { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let err = group::builder(&zk.connect_string(), "g", "bad topic").join().await.unwrap_err();
+    assert!(matches!(err, CoordError::Config(ref c) if c.setting == "topic"), "{err}");
+    let err = group::builder(&zk.connect_string(), "g", "t").claim_retries(1).join().await.unwrap_err();
+    assert!(matches!(err, CoordError::Config(ref c) if c.setting == "claim_retries"), "{err}");
+}
+
+#[tokio::test]
+async fn members_work_under_a_chroot() {
+    let zk = zookeeper().await;
+    let chrooted = zk.connect_string_with_chroot("/kafka");
+    let mut kafka = kafka(&chrooted, 1).await;
+    kafka.create_topic("cr", 4, 1).await.unwrap();
+    let a = join(&chrooted, "gcr", "cr").await;
+    let b = join(&chrooted, "gcr", "cr").await;
+    owns(&a, 2, "A's share").await;
+    owns(&b, 2, "B's share").await;
+    let root = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();
+    assert_eq!(root.list_children("/kafka/consumers/gcr/ids").await.unwrap().len(), 2);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
