@@ -353,3 +353,46 @@ async fn members_work_under_a_chroot() {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_long_disconnect_suspends_delivery_before_expiry_and_a_reconnect_resumes_it() {
+    let zk = zookeeper().await;
+    let mut kafka = kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic("dis", 2, 1).await.unwrap();
+    let link = ok(ZkLink::new(&zk).await);
+    // zookeeper-client backs off reconnects exponentially (0.1, 0.2, 0.4,
+    // 0.8, 1.6 s...), so a cut much longer than a third of the session often
+    // ends in expiry. Suspend 2 s into a 6 s session, then heal at once.
+    let session = Duration::from_secs(6);
+    let margin = Duration::from_secs(4);
+    let mut a = group::builder(&link.connect_string(), "gdis", "dis")
+        .session_timeout(session)
+        .suspend_margin(margin)
+        .join()
+        .await
+        .unwrap();
+    owns(&a, 2, "A's partitions").await;
+    let mut events = a.events();
+    while events.try_recv().is_ok() {}
+    let generation = a.assignment().borrow().generation;
+
+    let cut_at = Instant::now();
+    link.cut();
+    let event = within("A to suspend", session, events.recv()).await.unwrap();
+    let suspended_after = cut_at.elapsed();
+    assert!(matches!(event, GroupEvent::Suspended), "{event:?}");
+    assert!(suspended_after < session, "suspended {suspended_after:?} after the cut: before the session could expire");
+    assert!(
+        suspended_after >= session - margin - Duration::from_millis(100),
+        "not before it had to: {suspended_after:?}"
+    );
+    assert!(a.assignment().borrow().suspended);
+
+    link.restore();
+    let event = within("A to resume", Duration::from_secs(5), events.recv()).await.unwrap();
+    assert!(matches!(event, GroupEvent::Resumed), "{event:?}");
+    assert!(!a.assignment().borrow().suspended);
+    assert_eq!(a.assignment().borrow().generation, generation, "ownership was kept through the disconnect");
+    assert_eq!(a.metrics().session_expirations, 0);
+    a.stop().await.unwrap();
+}
