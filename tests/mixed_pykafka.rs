@@ -21,7 +21,8 @@ fn pykafka_decide(participants: &[String], me: &str, topic: &str, leaders: &BTre
     let idx = participants.iter().position(|p| p == me).unwrap();
     let (per, rem) = (parts.len() / participants.len(), parts.len() % participants.len());
     let start = per * idx + idx.min(rem);
-    let n = per + usize::from(idx + 1 <= rem);
+    // pykafka: `0 if (idx + 1 > remainder_ppc) else 1`.
+    let n = per + usize::from(idx < rem);
     parts[start..start + n].iter().map(|(_, p)| *p).collect()
 }
 

@@ -89,11 +89,14 @@ async fn double_owners(zk: &Client, group: &str, topic: &str) -> Vec<String> {
     out
 }
 
+/// Members' views, by member id.
+type Views = Arc<parking_lot::Mutex<Vec<(String, watch::Receiver<AssignmentView>)>>>;
+
 /// Samples owner znodes and the members' deliverable sets until stopped.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     pub samples: Arc<AtomicU64>,
-    views: Arc<parking_lot::Mutex<Vec<(String, watch::Receiver<AssignmentView>)>>>,
+    views: Views,
     task: tokio::task::JoinHandle<Vec<String>>,
 }
 
@@ -122,7 +125,7 @@ impl Sampler {
     pub fn start(zk: Client, group: &str, topic: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(AtomicU64::new(0));
-        let views: Arc<parking_lot::Mutex<Vec<(String, watch::Receiver<AssignmentView>)>>> = Default::default();
+        let views: Views = Default::default();
         let (s, n, g, t, v) =
             (Arc::clone(&stop), Arc::clone(&samples), group.to_owned(), topic.to_owned(), Arc::clone(&views));
         let task = tokio::spawn(async move {
