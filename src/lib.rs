@@ -39,3 +39,12 @@ pub mod fuzzing;
 pub mod testkit;
 
 pub use ids::{BrokerId, GroupId, MemberId, PartitionId, TopicName, TopicPartition};
+
+/// The README's and the docs' code, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+mod doc_snippets {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/coordination.md")]
+    struct Coordination;
+}
