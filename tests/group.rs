@@ -23,9 +23,7 @@ async fn owns(member: &GroupMember, n: usize, what: &str) {
 
 #[tokio::test]
 async fn pykafka_701_a_waiting_member_does_not_stall_a_newcomer() {
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("idle", 8, 1).await.unwrap();
+    let (zk, kafka) = group::topic_cluster("idle", 8).await;
     let mut a = join(&zk.connect_string(), "g701", "idle").await;
     let mut a_events = a.events();
     // A's application: one worker per lease, each waiting for messages that
@@ -54,6 +52,7 @@ async fn pykafka_701_a_waiting_member_does_not_stall_a_newcomer() {
     let b = join(&zk.connect_string(), "g701", "idle").await;
     owns(&b, 4, "B to own its share").await;
     let took = joined_at.elapsed();
+    eprintln!("pykafka #701: B owned its share {took:?} after joining");
     assert!(took < Duration::from_secs(1), "B owned its share after {took:?}; must be under 1 s");
     owns(&a, 4, "A to keep the other half").await;
     for _ in 0..4 {
@@ -115,6 +114,7 @@ async fn churn_from_one_to_eight_members_never_double_owns_and_converges() {
         converge(&observer, "churn", "busy", &check(&members), SESSION * 3 + Duration::from_secs(5)).await;
     }
     let (samples, violations) = sampler.finish().await;
+    eprintln!("churn: {samples} samples of owners and deliveries, {} violations", violations.len());
     assert!(samples > 50, "the sampler looked often ({samples} samples)");
     assert!(violations.is_empty(), "partitions with two owners: {violations:?}");
     for m in members {
@@ -124,9 +124,7 @@ async fn churn_from_one_to_eight_members_never_double_owns_and_converges() {
 
 #[tokio::test]
 async fn an_expired_member_drops_everything_at_once_and_rejoins() {
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("exp", 8, 1).await.unwrap();
+    let (zk, kafka) = group::topic_cluster("exp", 8).await;
     let link = ok(ZkLink::new(&zk).await);
     let mut a = join(&link.connect_string(), "gexp", "exp").await;
     let mut events = a.events();
@@ -243,9 +241,7 @@ async fn helper_member_until_killed() {
 #[tokio::test]
 async fn a_killed_member_process_is_replaced_within_the_session_timeout() {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("k", 6, 1).await.unwrap();
+    let (zk, _kafka) = group::topic_cluster("k", 6).await;
     let survivor = join(&zk.connect_string(), "gkill", "k").await;
     let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_member_until_killed", "--ignored", "--nocapture"])
@@ -270,15 +266,14 @@ async fn a_killed_member_process_is_replaced_within_the_session_timeout() {
     let killed_at = Instant::now();
     owns(&survivor, 6, "the survivor to own everything").await;
     let took = killed_at.elapsed();
+    eprintln!("kill -9: the survivor owned everything {took:?} after the kill (session timeout {SESSION:?})");
     assert!(took < SESSION + Duration::from_millis(1500), "took {took:?}; session timeout is {SESSION:?}");
     survivor.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_static_member_restarting_within_the_session_timeout_keeps_its_partitions() {
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("st", 6, 1).await.unwrap();
+    let (zk, _kafka) = group::topic_cluster("st", 6).await;
     let link = ok(ZkLink::new(&zk).await);
     let first = group::builder(&link.connect_string(), "gst", "st").member_id("worker-1:static").join().await.unwrap();
     let other = join(&zk.connect_string(), "gst", "st").await;
@@ -302,9 +297,7 @@ async fn a_static_member_restarting_within_the_session_timeout_keeps_its_partiti
 
 #[tokio::test]
 async fn stop_leaves_no_znode_and_peers_take_over_at_once() {
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("stop", 4, 1).await.unwrap();
+    let (zk, _kafka) = group::topic_cluster("stop", 4).await;
     let a = join(&zk.connect_string(), "gstop", "stop").await;
     let b = join(&zk.connect_string(), "gstop", "stop").await;
     owns(&a, 2, "A's share").await;
@@ -312,6 +305,7 @@ async fn stop_leaves_no_znode_and_peers_take_over_at_once() {
     let stopped_at = Instant::now();
     a.stop().await.unwrap();
     owns(&b, 4, "B to own everything").await;
+    eprintln!("stop: the peer owned everything {:?} after stop() began", stopped_at.elapsed());
     assert!(stopped_at.elapsed() < Duration::from_secs(1), "took {:?}", stopped_at.elapsed());
     let client = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();
     assert!(client.check_stat(&format!("/consumers/gstop/ids/{a_id}")).await.unwrap().is_none());
@@ -356,9 +350,7 @@ async fn members_work_under_a_chroot() {
 
 #[tokio::test]
 async fn a_long_disconnect_suspends_delivery_before_expiry_and_a_reconnect_resumes_it() {
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("dis", 2, 1).await.unwrap();
+    let (zk, _kafka) = group::topic_cluster("dis", 2).await;
     let link = ok(ZkLink::new(&zk).await);
     // zookeeper-client backs off reconnects exponentially (0.1, 0.2, 0.4,
     // 0.8, 1.6 s...), so a cut much longer than a third of the session often

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::group::SESSION;
-use common::{kafka, within, zookeeper};
+use common::group::{self, SESSION};
+use common::within;
 use zkbalance::assign::{assign, Assignment, GroupShape, Strategy};
 use zkbalance::coord::GroupBuilder;
 use zkbalance::znode::{Codec, Flavour, MemberRegistration, ScalaOwner, Subscription};
@@ -26,9 +26,7 @@ fn member(zk: &str, id: &str) -> GroupBuilder {
 
 #[tokio::test]
 async fn scala_members_write_what_the_scala_consumer_reads() {
-    let zk = zookeeper().await;
-    let mut kafka = kafka(&zk.connect_string(), 1).await;
-    kafka.create_topic("events", 5, 1).await.unwrap();
+    let (zk, _kafka) = group::topic_cluster("events", 5).await;
     let c1 = member(&zk.connect_string(), "gscala_host1-1465512345678-5e6f7a1c").join().await.unwrap();
     let c2 = member(&zk.connect_string(), "gscala_host2-1465512345679-0a1b2c3d").join().await.unwrap();
     let observer = zkbalance::testkit::connect(&zk.connect_string(), SESSION).await.unwrap();

@@ -203,3 +203,14 @@ pub async fn converge(zk: &Client, group: &str, topic: &str, want: &BTreeMap<Str
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// A ZooKeeper and a one-broker mock Kafka holding `topic`.
+pub async fn topic_cluster(
+    topic: &str,
+    partitions: i32,
+) -> (zkbalance::testkit::ZooKeeper, zkbalance::testkit::KafkaCluster) {
+    let zk = super::zookeeper().await;
+    let mut kafka = super::kafka(&zk.connect_string(), 1).await;
+    kafka.create_topic(topic, partitions, 1).await.expect("create the topic");
+    (zk, kafka)
+}
