@@ -37,7 +37,8 @@ pub struct BalanceConfig {
     /// Claim attempts before giving up on a partition.
     pub claim_retries: u32,
     /// After a disconnect, delivery is suspended this long before the session
-    /// could expire.
+    /// could expire (counted from the last possible contact: see
+    /// [`BalanceConfig::detection_delay`]).
     pub suspend_margin: Duration,
     /// Period of the full re-read that repairs lost watches.
     pub reconcile_interval: Duration,
@@ -57,10 +58,25 @@ impl BalanceConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             claim_retries: 10,
-            suspend_margin: Duration::from_millis(1000),
+            suspend_margin: Duration::from_millis(600),
             reconcile_interval: Duration::from_secs(30),
             seed: 0,
         }
+    }
+
+    /// The longest the client may take to report `Disconnected` after the
+    /// server last heard from it: zookeeper-client declares the connection
+    /// lost after 2/5 of the session timeout without a reply, checked every
+    /// 1/20. The server's expiry clock started at that last contact, so
+    /// delivery is suspended `session_timeout − detection_delay −
+    /// suspend_margin` after the report, not `session_timeout − margin`.
+    pub fn detection_delay(&self) -> Duration {
+        self.session_timeout * 9 / 20
+    }
+
+    /// How long after a `Disconnected` report delivery is suspended.
+    pub fn suspend_after(&self) -> Duration {
+        self.session_timeout.saturating_sub(self.detection_delay()).saturating_sub(self.suspend_margin)
     }
 
     /// Backoff before attempt `attempt` (0-based), without jitter.
@@ -99,10 +115,16 @@ impl BalanceConfig {
                 ),
             );
         }
-        if self.suspend_margin >= self.session_timeout {
+        if self.suspend_margin.is_zero() || self.suspend_margin + self.detection_delay() >= self.session_timeout {
             return bad(
                 "suspend_margin",
-                format!("{:?} must be shorter than the session timeout", self.suspend_margin),
+                format!(
+                    "{:?} must be positive and, with the {:?} the client may take to notice a disconnect, \
+                     shorter than the session timeout ({:?})",
+                    self.suspend_margin,
+                    self.detection_delay(),
+                    self.session_timeout
+                ),
             );
         }
         if self.reconcile_interval.is_zero() {

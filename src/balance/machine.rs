@@ -245,7 +245,7 @@ impl Balancer {
     }
 
     fn suspend_at(&self, since: Time) -> Time {
-        since + self.cfg.session_timeout.saturating_sub(self.cfg.suspend_margin)
+        since + self.cfg.suspend_after()
     }
 
     fn active(&self) -> impl Iterator<Item = TopicPartition> + '_ {

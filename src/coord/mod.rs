@@ -229,8 +229,8 @@ impl GroupMember {
         let mut balance = cfg.balance.clone();
         // The server may negotiate another timeout; timings follow the real one.
         balance.session_timeout = zk.session_timeout();
-        if balance.suspend_margin >= balance.session_timeout {
-            balance.suspend_margin = balance.session_timeout / 3;
+        if balance.validate().is_err() {
+            balance.suspend_margin = balance.session_timeout / 10;
         }
         let member = balance.member.clone();
         let (tx, rx) = mpsc::unbounded_channel();
