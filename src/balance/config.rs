@@ -36,9 +36,8 @@ pub struct BalanceConfig {
     pub backoff_max: Duration,
     /// Claim attempts before giving up on a partition.
     pub claim_retries: u32,
-    /// After a disconnect, delivery is suspended this long before the session
-    /// could expire (counted from the last possible contact: see
-    /// [`BalanceConfig::detection_delay`]).
+    /// Delivery stops this long before the session could expire, counted
+    /// from the last confirmed contact (see [`BalanceConfig::lease`]).
     pub suspend_margin: Duration,
     /// Period of the full re-read that repairs lost watches.
     pub reconcile_interval: Duration,
@@ -64,19 +63,17 @@ impl BalanceConfig {
         }
     }
 
-    /// The longest the client may take to report `Disconnected` after the
-    /// server last heard from it: zookeeper-client declares the connection
-    /// lost after 2/5 of the session timeout without a reply, checked every
-    /// 1/20. The server's expiry clock started at that last contact, so
-    /// delivery is suspended `session_timeout − detection_delay −
-    /// suspend_margin` after the report, not `session_timeout − margin`.
-    pub fn detection_delay(&self) -> Duration {
-        self.session_timeout * 9 / 20
+    /// How often the driver confirms the session with a cheap request; each
+    /// confirmation renews the delivery lease.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.session_timeout / 5
     }
 
-    /// How long after a `Disconnected` report delivery is suspended.
-    pub fn suspend_after(&self) -> Duration {
-        self.session_timeout.saturating_sub(self.detection_delay()).saturating_sub(self.suspend_margin)
+    /// How long a confirmation sent at `t` lets the member deliver: the server
+    /// cannot expire the session before `t + session_timeout`, so delivery
+    /// stops `suspend_margin` earlier.
+    pub fn lease(&self) -> Duration {
+        self.session_timeout.saturating_sub(self.suspend_margin)
     }
 
     /// Backoff before attempt `attempt` (0-based), without jitter.
@@ -115,15 +112,15 @@ impl BalanceConfig {
                 ),
             );
         }
-        if self.suspend_margin.is_zero() || self.suspend_margin + self.detection_delay() >= self.session_timeout {
+        // Between two heartbeats the lease must not lapse.
+        if self.suspend_margin.is_zero() || self.lease() <= self.heartbeat_interval() {
             return bad(
                 "suspend_margin",
                 format!(
-                    "{:?} must be positive and, with the {:?} the client may take to notice a disconnect, \
-                     shorter than the session timeout ({:?})",
+                    "{:?} must be positive and leave a delivery lease ({:?}) longer than the heartbeat interval ({:?})",
                     self.suspend_margin,
-                    self.detection_delay(),
-                    self.session_timeout
+                    self.lease(),
+                    self.heartbeat_interval()
                 ),
             );
         }

@@ -60,7 +60,8 @@ pub struct Balancer {
     rng: u64,
     now: Time,
     phase: Phase,
-    disconnected_since: Option<Time>,
+    /// Delivery is allowed until then (see [`BalanceConfig::lease`]).
+    lease_until: Option<Time>,
     suspended: bool,
     snapshot: Option<GroupSnapshot>,
     read_issued_at: Option<Time>,
@@ -88,7 +89,7 @@ impl Balancer {
             rng: rng.max(1),
             now: Time::ZERO,
             phase: Phase::Idle,
-            disconnected_since: None,
+            lease_until: None,
             suspended: false,
             snapshot: None,
             read_issued_at: None,
@@ -111,13 +112,25 @@ impl Balancer {
         &self.cfg
     }
 
-    /// Partitions the application may deliver now (owned, not being
-    /// revoked, and not suspended).
+    /// Partitions the application may deliver at the last input's time.
     pub fn deliverable(&self) -> BTreeSet<TopicPartition> {
-        if self.suspended {
+        self.deliverable_at(self.now)
+    }
+
+    /// Partitions the application may deliver at `now`: owned, not being
+    /// revoked, and within the delivery lease. Evaluated at the caller's
+    /// clock, so a process that was paused stops delivering the moment it
+    /// wakes, before any input tells it what happened meanwhile.
+    pub fn deliverable_at(&self, now: Time) -> BTreeSet<TopicPartition> {
+        if self.lease_until.is_none_or(|until| now >= until) {
             return BTreeSet::new();
         }
         self.active().collect()
+    }
+
+    /// The end of the delivery lease, if one was granted.
+    pub fn lease_until(&self) -> Option<Time> {
+        self.lease_until
     }
 
     /// Partitions whose owner znode this member holds, in any state.
@@ -135,7 +148,7 @@ impl Balancer {
         self.phase == Phase::Stopped
     }
 
-    /// Whether delivery is suspended by a long disconnect.
+    /// Whether delivery is suspended because the lease ran out.
     pub fn is_suspended(&self) -> bool {
         self.suspended
     }
@@ -170,10 +183,8 @@ impl Balancer {
             }
             _ => {}
         }
-        if let (Some(since), false) = (self.disconnected_since, self.suspended) {
-            if !self.held.is_empty() {
-                consider(Some(self.suspend_at(since)));
-            }
+        if !self.suspended {
+            consider(self.lease_until);
         }
         next
     }
@@ -231,6 +242,18 @@ impl Balancer {
             }
             Input::OwnerDeleted(tp) => self.on_owner_deleted(tp, &mut out),
             Input::Session(event) => self.on_session(event, &mut out),
+            Input::Heartbeat { sent_at } => {
+                let until = sent_at + self.cfg.lease();
+                self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+                if self.suspended && self.now < until {
+                    self.suspended = false;
+                    out.push(Action::Resume);
+                    if self.phase == Phase::Running {
+                        // Anything may have changed while we could not tell.
+                        self.schedule_read(self.now);
+                    }
+                }
+            }
             Input::Tick => self.on_tick(&mut out),
             Input::Stop => self.on_stop(&mut out),
             Input::Deregistered => {
@@ -242,10 +265,6 @@ impl Balancer {
         }
         self.publish(&mut out);
         out
-    }
-
-    fn suspend_at(&self, since: Time) -> Time {
-        since + self.cfg.suspend_after()
     }
 
     fn active(&self) -> impl Iterator<Item = TopicPartition> + '_ {
@@ -515,14 +534,11 @@ impl Balancer {
 
     fn on_session(&mut self, event: SessionEvent, out: &mut Vec<Action>) {
         match event {
-            SessionEvent::Disconnected => {
-                self.disconnected_since.get_or_insert(self.now);
-            }
+            // The lease, not the report, decides when delivery stops: the
+            // client may notice a silent partition late, or not at all
+            // while the process is paused.
+            SessionEvent::Disconnected => {}
             SessionEvent::Reconnected => {
-                self.disconnected_since = None;
-                if std::mem::take(&mut self.suspended) {
-                    out.push(Action::Resume);
-                }
                 if self.phase == Phase::Running {
                     // Watches survive a reconnect, but a read is cheap
                     // insurance against anything missed meanwhile.
@@ -530,7 +546,7 @@ impl Balancer {
                 }
             }
             SessionEvent::Expired => {
-                self.disconnected_since = None;
+                self.lease_until = None;
                 let lost: BTreeSet<TopicPartition> = std::mem::take(&mut self.held).into_keys().collect();
                 for (tp, c) in std::mem::take(&mut self.claims) {
                     if matches!(c.state, ClaimState::Waiting { .. }) {
@@ -569,12 +585,12 @@ impl Balancer {
 
     fn on_tick(&mut self, out: &mut Vec<Action>) {
         let now = self.now;
-        if let (Some(since), false) = (self.disconnected_since, self.suspended) {
-            if now >= self.suspend_at(since) && !self.held.is_empty() {
-                tracing::warn!("disconnected for too long: suspending delivery before the session can expire");
-                self.suspended = true;
-                out.push(Action::Suspend);
-            }
+        if !self.suspended && self.lease_until.is_some_and(|until| now >= until) {
+            tracing::warn!(
+                "no confirmed contact with ZooKeeper for too long: suspending delivery before the session can expire"
+            );
+            self.suspended = true;
+            out.push(Action::Suspend);
         }
         match self.phase {
             Phase::Registering if self.register_retry_at.is_some_and(|t| t <= now) => {

@@ -20,9 +20,12 @@
 //!   deletion (a watch) or a backoff with jitter, retries a bounded number of
 //!   times whose total outlasts the session timeout, then gives up, rolls back
 //!   the round's claims and reports [`BalanceError::ClaimGaveUp`].
-//! - **Sessions**: on disconnect ownership is kept, but delivery is suspended
-//!   before the session could have expired; on expiry everything is dropped
-//!   at once and the member rejoins with a new session.
+//! - **Delivery lease**: delivery is allowed only until the last confirmed
+//!   contact with ZooKeeper plus the session timeout minus a margin — the
+//!   earliest the server could expire the session. Disconnects, slow
+//!   detection and process pauses all end the lease the same way; ownership
+//!   is kept until the session really expires, then everything is dropped at
+//!   once and the member rejoins with a new session.
 //! - **Reconcile**: the group is re-read periodically, so a lost watch never
 //!   leaves a member idle or a partition unowned.
 
@@ -104,6 +107,12 @@ pub enum Input {
     OwnerDeleted(TopicPartition),
     /// The session changed.
     Session(SessionEvent),
+    /// The driver confirmed the session with a request sent at `sent_at`:
+    /// delivery may go on until `sent_at + lease`.
+    Heartbeat {
+        /// When the confirming request was sent.
+        sent_at: Time,
+    },
     /// Time passed; see [`Balancer::next_deadline`].
     Tick,
     /// Leave the group cleanly.
@@ -155,9 +164,10 @@ pub enum Action {
         /// Partitions now owned, with their threads.
         partitions: Vec<(TopicPartition, Slot)>,
     },
-    /// Stop delivering: the session could expire before we would know.
+    /// Stop delivering: no contact with ZooKeeper has been confirmed recently
+    /// enough to be sure the session is alive.
     Suspend,
-    /// The session is back: deliver again.
+    /// Contact is confirmed again: deliver again.
     Resume,
     /// Connect a new session (after expiry); answer
     /// [`Input::Session`]`(`[`SessionEvent::Established`]`)`.

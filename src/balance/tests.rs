@@ -61,6 +61,7 @@ fn set(ps: &[i32]) -> BTreeSet<TopicPartition> {
 /// Registers `b` and answers its first read with `snap`; returns the actions.
 fn joined(b: &mut Balancer, snap: GroupSnapshot) -> Vec<Action> {
     assert_eq!(b.handle(ms(0), Input::Start), [Action::Register]);
+    assert!(b.handle(ms(0), Input::Heartbeat { sent_at: ms(0) }).is_empty());
     assert_eq!(b.handle(ms(1), Input::Registered), [Action::ReadGroup]);
     b.handle(ms(2), Input::Snapshot(snap))
 }
@@ -173,21 +174,23 @@ fn claims_give_up_after_bounded_retries_and_roll_back_the_round() {
 }
 
 #[test]
-fn a_long_disconnect_suspends_delivery_before_the_session_can_expire() {
+fn delivery_stops_when_the_lease_runs_out_and_resumes_on_a_fresh_heartbeat() {
     let mut b = Balancer::new(cfg("a"));
     joined(&mut b, snapshot(&["a"], 1, &[]));
     claim_all(&mut b, 3, &[0]);
-    assert!(b.handle(ms(100), Input::Session(SessionEvent::Disconnected)).is_empty());
-    // Timeout 1000 ms, minus the 450 ms the client may have taken to notice,
-    // minus the 100 ms margin.
-    assert_eq!(b.next_deadline(), Some(ms(550)));
-    assert!(b.handle(ms(549), Input::Tick).is_empty());
-    assert_eq!(b.handle(ms(550), Input::Tick), [Action::Suspend]);
+    assert!(b.handle(ms(100), Input::Session(SessionEvent::Disconnected)).is_empty(), "a report alone changes nothing");
+    // Heartbeat sent at 0: the session cannot expire before 1000; the
+    // margin is 100.
+    assert_eq!(b.next_deadline(), Some(ms(900)));
+    assert_eq!(b.deliverable_at(ms(899)), set(&[0]));
+    assert!(b.deliverable_at(ms(900)).is_empty(), "a paused process stops delivering at once on waking");
+    assert_eq!(b.handle(ms(900), Input::Tick), [Action::Suspend]);
     assert!(b.deliverable().is_empty());
-    let out = b.handle(ms(950), Input::Session(SessionEvent::Reconnected));
+    let out = b.handle(ms(950), Input::Heartbeat { sent_at: ms(940) });
     assert_eq!(out, [Action::Resume]);
     assert_eq!(b.deliverable(), set(&[0]), "ownership was kept");
-    assert_eq!(b.handle(ms(950), Input::Tick), [Action::ReadGroup], "re-read after reconnecting");
+    assert_eq!(b.lease_until(), Some(ms(1840)));
+    assert_eq!(b.handle(ms(950), Input::Tick), [Action::ReadGroup], "re-read after resuming");
 }
 
 #[test]
@@ -255,8 +258,12 @@ fn the_claim_window_must_outlast_the_session_timeout() {
     let err = c.validate().unwrap_err();
     assert_eq!(err.setting, "claim_retries");
     let mut c = cfg("a");
-    c.suspend_margin = ms(600);
-    assert_eq!(c.validate().unwrap_err().setting, "suspend_margin", "600 + 450 detection > 1000");
+    c.suspend_margin = ms(850);
+    assert_eq!(
+        c.validate().unwrap_err().setting,
+        "suspend_margin",
+        "a 150 ms lease is shorter than the 200 ms heartbeat"
+    );
 }
 
 #[test]

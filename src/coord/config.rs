@@ -161,10 +161,11 @@ impl GroupBuilder {
         self
     }
 
-    /// Suspend delivery this long before a disconnected session could expire,
-    /// counted from the last possible contact with the server (default a
-    /// tenth of the session timeout; with the client's detection delay of
-    /// 0.45 × the timeout, a 6 s session suspends 2.7 s into a disconnect).
+    /// Stop delivering this long before the session could expire, counted
+    /// from the last confirmed contact with ZooKeeper (default a tenth of the
+    /// session timeout). The member confirms its session every fifth of the
+    /// timeout, so with a 6 s session delivery stops 4.2–5.4 s into an
+    /// outage or a process pause.
     pub fn suspend_margin(mut self, margin: Duration) -> Self {
         self.suspend_margin = Some(margin);
         self

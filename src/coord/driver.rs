@@ -46,6 +46,33 @@ pub(crate) struct Driver {
     pub changed_tx: mpsc::UnboundedSender<()>,
     pub changed_rx: mpsc::UnboundedReceiver<()>,
     pub stop_waiters: Vec<oneshot::Sender<()>>,
+    pub heartbeat: Option<JoinHandle<()>>,
+}
+
+/// Confirms the session every `interval` with a cheap read; each answer
+/// renews the delivery lease from the moment its request was sent.
+fn heartbeats(
+    zk: &Client,
+    tx: mpsc::UnboundedSender<Msg>,
+    epoch: Instant,
+    interval: std::time::Duration,
+) -> JoinHandle<()> {
+    let zk = zk.clone();
+    tokio::spawn(async move {
+        loop {
+            let sent_at = epoch.elapsed();
+            match tokio::time::timeout(interval * 5, zk.check_stat("/")).await {
+                Ok(Ok(_)) => {
+                    if tx.send(Msg::Input(Input::Heartbeat { sent_at })).is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(_)) if zk.state().is_terminated() => return,
+                Ok(Err(_)) | Err(_) => {}
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
 }
 
 fn session_events(zk: &Client, tx: mpsc::UnboundedSender<Msg>) {
@@ -91,8 +118,17 @@ impl Driver {
         });
     }
 
+    fn start_heartbeats(&mut self) {
+        if let Some(old) = self.heartbeat.take() {
+            old.abort();
+        }
+        let interval = self.machine.config().heartbeat_interval();
+        self.heartbeat = Some(heartbeats(&self.zk, self.tx.clone(), self.epoch, interval));
+    }
+
     pub async fn run(mut self) {
         session_events(&self.zk, self.tx.clone());
+        self.start_heartbeats();
         self.feed(Input::Start);
         loop {
             let deadline = self.machine.next_deadline().map(|t| self.epoch + t);
@@ -110,6 +146,7 @@ impl Driver {
                     self.zk = zk;
                     self.watches.clear();
                     session_events(&self.zk, self.tx.clone());
+                    self.start_heartbeats();
                     self.feed(Input::Session(SessionEvent::Established));
                 }
                 Some(Msg::Stop(done)) => {
@@ -121,7 +158,11 @@ impl Driver {
                 break;
             }
         }
+        // Every task holding a client clone goes, so the session closes.
         for (_, task) in std::mem::take(&mut self.owner_watches) {
+            task.abort();
+        }
+        if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
         for waiter in self.stop_waiters.drain(..) {

@@ -110,8 +110,8 @@ pub enum GroupEvent {
         /// The partitions.
         partitions: Vec<TopicPartition>,
     },
-    /// The ZooKeeper connection is down long enough that the session could
-    /// expire: stop delivering until [`GroupEvent::Resumed`].
+    /// No contact with ZooKeeper was confirmed recently enough to be sure the
+    /// session is alive: stop delivering until [`GroupEvent::Resumed`].
     Suspended,
     /// The connection is back with the same session.
     Resumed,
@@ -126,7 +126,7 @@ pub struct AssignmentView {
     pub generation: u64,
     /// Partitions owned and not being revoked.
     pub partitions: BTreeSet<TopicPartition>,
-    /// Whether delivery is suspended by a long disconnect.
+    /// Whether delivery is suspended: the delivery lease ran out.
     pub suspended: bool,
 }
 
@@ -259,6 +259,7 @@ impl GroupMember {
             changed_tx,
             changed_rx,
             stop_waiters: Vec::new(),
+            heartbeat: None,
         };
         let span = tracing::info_span!("group_member", member = %member);
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
