@@ -30,6 +30,7 @@ pub mod balance;
 pub mod cluster;
 pub mod coord;
 pub mod ids;
+pub mod sim;
 pub mod znode;
 
 #[doc(hidden)]

@@ -16,6 +16,21 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Deliberately broken machines, to prove the simulator catches each.
+/// Compiled only with the `mutants` feature (tests); never in a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutant {
+    /// Delete the owner znode as soon as a partition is revoked, without
+    /// waiting for the application to let go.
+    DeleteBeforeRelease,
+    /// Deliver whether or not the session is confirmed alive.
+    IgnoreLease,
+    /// Retry claims forever instead of giving up.
+    UnboundedClaims,
+    /// Never re-read the group periodically (lost watches go unnoticed).
+    NoReconcile,
+}
+
 /// What the state machine needs to know. Built and validated by the group
 /// builder; every field has a sane default.
 #[derive(Debug, Clone)]
@@ -43,6 +58,9 @@ pub struct BalanceConfig {
     pub reconcile_interval: Duration,
     /// Seed of the jitter generator.
     pub seed: u64,
+    /// A deliberate bug (tests of the simulator only).
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<Mutant>,
 }
 
 impl BalanceConfig {
@@ -60,6 +78,8 @@ impl BalanceConfig {
             suspend_margin: Duration::from_millis(600),
             reconcile_interval: Duration::from_secs(30),
             seed: 0,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 

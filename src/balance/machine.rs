@@ -122,10 +122,18 @@ impl Balancer {
     /// clock, so a process that was paused stops delivering the moment it
     /// wakes, before any input tells it what happened meanwhile.
     pub fn deliverable_at(&self, now: Time) -> BTreeSet<TopicPartition> {
-        if self.lease_until.is_none_or(|until| now >= until) {
+        if !self.lease_valid_at(now) {
             return BTreeSet::new();
         }
         self.active().collect()
+    }
+
+    /// Whether the delivery lease holds at `now`. An application commits a
+    /// revoked partition's offsets only while it does: past it the session
+    /// may have expired and a new owner may already have started, so a late
+    /// commit would move the committed offset under the new owner's feet.
+    pub fn lease_valid_at(&self, now: Time) -> bool {
+        self.lease_until.is_some_and(|until| now < until) || self.mutant(super::Mutant::IgnoreLease)
     }
 
     /// The end of the delivery lease, if one was granted.
@@ -267,6 +275,16 @@ impl Balancer {
         out
     }
 
+    /// Whether a deliberate bug is switched on (always false without the
+    /// `mutants` feature).
+    #[allow(unused_variables)]
+    fn mutant(&self, m: super::Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        return self.cfg.mutant == Some(m);
+        #[cfg(not(feature = "mutants"))]
+        false
+    }
+
     fn active(&self) -> impl Iterator<Item = TopicPartition> + '_ {
         self.held.iter().filter(|(_, h)| h.state == Release::Active).map(|(tp, _)| tp.clone())
     }
@@ -303,7 +321,9 @@ impl Balancer {
                 self.register_attempts = 0;
                 self.register_retry_at = None;
                 self.schedule_read(self.now);
-                self.reconcile_due = Some(self.now + self.cfg.reconcile_interval);
+                if !self.mutant(super::Mutant::NoReconcile) {
+                    self.reconcile_due = Some(self.now + self.cfg.reconcile_interval);
+                }
                 self.on_tick(out);
             }
             Phase::Stopping => self.finish_stop(out),
@@ -413,6 +433,13 @@ impl Balancer {
             "rebalance planned"
         );
         if !revoke.is_empty() {
+            if self.mutant(super::Mutant::DeleteBeforeRelease) {
+                for tp in &revoke {
+                    let h = self.held.get_mut(tp).expect("just revoked");
+                    h.state = Release::Deleting;
+                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name });
+                }
+            }
             out.push(Action::Revoke(revoke));
         }
         for tp in wanted {
@@ -435,9 +462,10 @@ impl Balancer {
     }
 
     fn retry_claim(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
+        let unbounded = self.mutant(super::Mutant::UnboundedClaims);
         let Some(c) = self.claims.get_mut(&tp) else { return };
         c.attempt += 1;
-        if c.attempt >= self.cfg.claim_retries {
+        if c.attempt >= self.cfg.claim_retries && !unbounded {
             self.give_up(tp, out);
             return;
         }
@@ -598,7 +626,7 @@ impl Balancer {
                 out.push(Action::Register);
             }
             Phase::Running => {
-                if self.reconcile_due.is_some_and(|t| t <= now) {
+                if self.reconcile_due.is_some_and(|t| t <= now) && !self.mutant(super::Mutant::NoReconcile) {
                     self.reconcile_due = Some(now + self.cfg.reconcile_interval);
                     self.schedule_read(now);
                 }

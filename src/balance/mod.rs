@@ -33,7 +33,7 @@ mod config;
 mod machine;
 mod snapshot;
 
-pub use config::{BalanceConfig, ConfigError};
+pub use config::{BalanceConfig, ConfigError, Mutant};
 pub use machine::Balancer;
 pub use snapshot::{GroupSnapshot, OwnerRecord};
 

@@ -1,6 +1,7 @@
 //! `zkbc`: the zkbalance command-line tool.
 
 mod demo;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -18,14 +19,27 @@ enum Command {
     /// Start a local cluster (a real ZooKeeper and a mock Kafka registered in
     /// it), produce messages, and show the cluster as read back from ZooKeeper.
     Demo(demo::Args),
+    /// Run a deterministic simulation of a group (real state machines, a
+    /// model of ZooKeeper, seeded faults) and print its timeline.
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A simulation's output is its timeline, in virtual time: no logs.
+    if let Command::Sim(args) = cli.command {
+        return match sim::run_sim(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zkbc: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -36,6 +50,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
+            Command::Sim(_) => unreachable!("handled above"),
         }
     });
     match result {

@@ -1,0 +1,385 @@
+//! A deterministic simulator of a group: many members' real
+//! [`Balancer`](crate::balance::Balancer)s against an in-memory model of
+//! ZooKeeper, under a seeded scheduler with a virtual clock.
+//!
+//! It explores thousands of interleavings per second and checks, after every
+//! event, that no partition is delivered by two members at once, that owner
+//! znodes are deleted only after the application let go, that claims are
+//! bounded, that nobody delivers without a live session and that committed
+//! offsets never go backwards; and at quiescence that every partition is
+//! owned as the strategy says. A seed and a schedule replay byte for byte.
+//!
+//! ```
+//! use zkbalance::sim::{run, SimConfig, Step};
+//!
+//! let cfg = SimConfig { seed: 7, members: 3, partitions: 6, ..SimConfig::default() };
+//! let report = run(&cfg, &[Step::Join, Step::Crash(0), Step::Disconnect(1, 800)]);
+//! assert!(report.violations.is_empty(), "{:?}", report.violations);
+//! ```
+
+mod model;
+mod scenario;
+mod server;
+mod world;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+pub use model::{SessionId, View, WatchOn, ZkErr, ZkModel, Znode};
+pub use scenario::{random_steps, Report, Rng, SimConfig, Step, Violation};
+
+use crate::assign::{assign, Assignment, GroupShape};
+use crate::balance::Input;
+use crate::ids::{BrokerId, PartitionId, TopicPartition};
+
+use world::{Ev, World};
+
+const MAX_EVENTS: u64 = 200_000;
+
+/// Runs one simulation: the initial members, then `steps` one `step_gap`
+/// apart, then quiet until the group settles (or a bound passes).
+pub fn run(cfg: &SimConfig, steps: &[Step]) -> Report {
+    drive(World::new(cfg, steps)).0
+}
+
+/// What exhaustive exploration found.
+#[derive(Debug, Clone, Default)]
+pub struct Exploration {
+    /// Complete runs (interleavings) explored.
+    pub runs: u64,
+    /// Distinct states seen across all runs.
+    pub states: u64,
+    /// The first violation found, with the choices that lead to it.
+    pub counterexample: Option<(Vec<usize>, Vec<Violation>)>,
+    /// Whether every interleaving up to the depth was explored.
+    pub complete: bool,
+}
+
+/// Explores every interleaving of events due within 10 ms of each other,
+/// over the first `depth` such choice points, up to `max_runs` runs: a
+/// stateless model check by re-execution.
+pub fn explore(cfg: &SimConfig, steps: &[Step], depth: usize, max_runs: u64) -> Exploration {
+    let mut out = Exploration::default();
+    let mut all_states = BTreeSet::new();
+    let mut prefix: Vec<usize> = Vec::new();
+    loop {
+        let mut degrees: Vec<usize> = Vec::new();
+        let report = {
+            let mut at = 0;
+            let mut choose = |n: usize| {
+                let pick = if at < depth { prefix.get(at).copied().unwrap_or(0) } else { 0 };
+                if at < depth {
+                    degrees.push(n);
+                }
+                at += 1;
+                pick
+            };
+            let mut w = World::new(cfg, steps);
+            w.chooser = Some(&mut choose);
+            drive(w)
+        };
+        out.runs += 1;
+        all_states.extend(report.1);
+        if !report.0.violations.is_empty() {
+            out.counterexample = Some((prefix.clone(), report.0.violations));
+            break;
+        }
+        // Next prefix: bump the deepest choice that has an untried option.
+        let mut next = None;
+        for i in (0..degrees.len()).rev() {
+            let cur = prefix.get(i).copied().unwrap_or(0);
+            if cur + 1 < degrees[i] {
+                let mut p: Vec<usize> = (0..i).map(|j| prefix.get(j).copied().unwrap_or(0)).collect();
+                p.push(cur + 1);
+                next = Some(p);
+                break;
+            }
+        }
+        match next {
+            Some(p) if out.runs < max_runs => prefix = p,
+            Some(_) => break,
+            None => {
+                out.complete = true;
+                break;
+            }
+        }
+    }
+    out.states = all_states.len() as u64;
+    out
+}
+
+/// Runs a world to its end; returns the report and the state hashes seen.
+fn drive(mut w: World<'_>) -> (Report, BTreeSet<u64>) {
+    while let Some(ev) = w.pop() {
+        match ev {
+            Ev::Step(i) => w.step(i),
+            Ev::Deliver { m, input } => w.feed(m, input),
+            Ev::Op { m, session, action } => w.op(m, session, action),
+            Ev::OwnerCheck { m, session, tp } => w.owner_check(m, session, tp),
+            Ev::Timer { m, at } => w.timer(m, at),
+            Ev::Heartbeat { m, session } => w.heartbeat(m, session),
+            Ev::Reconnect { m } => w.reconnect(m),
+            Ev::Notify { m, on } => w.notified(m, on),
+            Ev::AppRelease { m, tp } => w.app_release(m, tp),
+            Ev::ForeignRelease(path) => {
+                if let Ok(fired) = w.model.delete(&path, None) {
+                    w.notify(fired);
+                }
+            }
+            Ev::Settle => {
+                if w.settled() {
+                    w.log(|| "the group has settled".into());
+                    break;
+                }
+                if w.now >= w.settle_from.unwrap_or_default() + w.settle_bound() {
+                    let why = w.unsettled();
+                    let bound = w.settle_bound().as_millis();
+                    w.violate("liveness", format!("not settled {bound} ms after the last step: {why}"));
+                } else {
+                    w.schedule(Duration::from_millis(50), Ev::Settle);
+                }
+            }
+        }
+        w.expire();
+        w.check_instant();
+        if w.report.events > MAX_EVENTS {
+            w.violate("liveness", format!("no quiescence within {MAX_EVENTS} events"));
+        }
+        if !w.report.violations.is_empty() {
+            break;
+        }
+    }
+    w.report.virtual_time = w.now;
+    w.report.states = w.states.len() as u64;
+    let states = std::mem::take(&mut w.states);
+    (w.report, states)
+}
+
+impl World<'_> {
+    fn step(&mut self, i: usize) {
+        let Some(step) = self.steps.get(i).copied() else {
+            self.settle_from = Some(self.now);
+            self.schedule(Duration::from_millis(50), Ev::Settle);
+            return;
+        };
+        self.log(|| format!("step {i}: {step:?}"));
+        let mut gap = self.cfg.step_gap;
+        match step {
+            Step::Join => self.join(),
+            Step::Leave(i) => {
+                if let Some(m) = self.pick(i) {
+                    self.feed(m, Input::Stop);
+                }
+            }
+            Step::Crash(i) => {
+                if let Some(m) = self.pick(i) {
+                    let member = &mut self.members[m];
+                    member.alive = false;
+                    member.app_holds.clear();
+                    let session = member.session;
+                    self.log(|| format!("m{m} crashes; session {session} lingers"));
+                }
+            }
+            Step::Stall(i, ms) => {
+                if let Some(m) = self.pick(i) {
+                    self.members[m].stalled_until = self.now + Duration::from_millis(ms.into());
+                }
+            }
+            // A session expires only when the server has not heard from its
+            // client for the timeout: cut the member off past that.
+            Step::Expire(i) => {
+                let ms = (self.cfg.session_timeout + Duration::from_millis(300)).as_millis() as u16;
+                self.disconnect(i, ms);
+            }
+            Step::Disconnect(i, ms) => self.disconnect(i, ms),
+            Step::AddPartitions(n) => {
+                let brokers = i32::from(self.cfg.brokers.max(1));
+                for _ in 0..n.min(4) {
+                    let p = self.partitions;
+                    self.leaders.insert(p, 1 + p % brokers);
+                    self.partitions += 1;
+                }
+                self.write_partitions();
+            }
+            Step::MoveLeader(p) => {
+                let p = i32::from(p) % self.partitions;
+                let brokers = i32::from(self.cfg.brokers.max(1));
+                let next = self.leaders[&p] % brokers + 1;
+                self.leaders.insert(p, next);
+                self.write_partitions();
+            }
+            Step::ForeignClaim(p, ms) => {
+                let p = i32::from(p) % self.partitions;
+                let name =
+                    crate::znode::OwnerName::Pykafka { leader: BrokerId(self.leaders[&p]), partition: PartitionId(p) };
+                let path = crate::znode::layout::owner(
+                    &self.group,
+                    &self.topic,
+                    crate::znode::TopicSpelling::PythonBytes,
+                    name,
+                );
+                self.model.mkdir(&crate::znode::layout::owner_dir(
+                    &self.group,
+                    &self.topic,
+                    crate::znode::TopicSpelling::PythonBytes,
+                ));
+                if let Ok((_, fired)) = self.model.create(None, &[(path.clone(), b"foreign:stuck".to_vec())], false) {
+                    self.notify(fired);
+                    self.schedule(Duration::from_millis(ms.into()), Ev::ForeignRelease(path));
+                }
+            }
+            Step::Wait(ms) => gap += Duration::from_millis(ms.into()),
+        }
+        self.schedule(gap, Ev::Step(i + 1));
+    }
+
+    fn disconnect(&mut self, i: u8, ms: u16) {
+        let Some(m) = self.pick(i) else { return };
+        let until = self.now + Duration::from_millis(ms.into());
+        let member = &mut self.members[m];
+        member.connected = false;
+        member.disconnected_until = member.disconnected_until.max(until);
+        self.log(|| format!("m{m} is cut off for {ms} ms"));
+        // The client notices within 0.45 of the session timeout, or not before it heals.
+        let notice = Duration::from_millis(self.rng.below((self.cfg.session_timeout * 9 / 20).as_millis() as u64));
+        if notice < Duration::from_millis(ms.into()) {
+            self.schedule(notice, Ev::Deliver { m, input: Input::Session(crate::balance::SessionEvent::Disconnected) });
+        }
+        self.schedule(Duration::from_millis(ms.into()), Ev::Reconnect { m });
+    }
+
+    fn write_partitions(&mut self) {
+        self.write_topic_public();
+    }
+
+    /// The server expires overdue sessions.
+    fn expire(&mut self) {
+        let (expired, fired) = self.model.expire_due(self.now);
+        for s in expired {
+            self.log(|| format!("the server expires session {s}"));
+        }
+        self.notify(fired);
+    }
+
+    /// Invariants that hold at every instant.
+    fn check_instant(&mut self) {
+        let mut seen: BTreeMap<TopicPartition, usize> = BTreeMap::new();
+        let mut found = Vec::new();
+        let view = self.model.latest();
+        for (m, member) in self.members.iter().enumerate() {
+            if !member.alive || member.stalled_until > self.now {
+                continue;
+            }
+            let delivering = member.machine.deliverable_at(self.now);
+            for tp in &delivering {
+                if let Some(other) = seen.insert(tp.clone(), m) {
+                    found.push(("exclusive delivery", format!("{tp} delivered by m{other} and m{m}")));
+                }
+                if !self.model.alive(member.session) {
+                    found.push(("live session", format!("m{m} delivers {tp} with session {} expired", member.session)));
+                }
+                let owns = view
+                    .children(&crate::znode::layout::owner_dir(
+                        &self.group,
+                        &tp.topic,
+                        crate::znode::TopicSpelling::Plain,
+                    ))
+                    .iter()
+                    .any(|c| {
+                        c.rsplit_once('-').is_some_and(|(_, p)| p == tp.partition.to_string())
+                            && view
+                                .get(&format!(
+                                    "{}/{c}",
+                                    crate::znode::layout::owner_dir(
+                                        &self.group,
+                                        &tp.topic,
+                                        crate::znode::TopicSpelling::Plain
+                                    )
+                                ))
+                                .is_some_and(|n| n.owner == Some(member.session))
+                    });
+                if !owns && self.cfg.flavour == crate::znode::Flavour::Pykafka {
+                    found.push(("live session", format!("m{m} delivers {tp} without holding its owner znode")));
+                }
+            }
+        }
+        // The application delivers one message per event on what it may deliver.
+        for m in 0..self.members.len() {
+            let member = &self.members[m];
+            if !member.alive || member.stalled_until > self.now {
+                continue;
+            }
+            for tp in member.machine.deliverable_at(self.now) {
+                if let Some(pos) = self.members[m].position.get_mut(&tp) {
+                    *pos += 1;
+                }
+            }
+        }
+        for (inv, detail) in found {
+            self.violate(inv, detail);
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for member in &self.members {
+            (member.alive, member.connected, member.machine.held(), member.machine.deliverable_at(self.now))
+                .hash(&mut h);
+        }
+        view.zxid.hash(&mut h);
+        self.states.insert(h.finish());
+    }
+
+    fn settle_bound(&self) -> Duration {
+        let t = self.cfg.session_timeout;
+        // Outages end, a session expires, claims wait out their window, a
+        // reconcile repairs what a lost notification hid.
+        Duration::from_millis(2000) + t * 4 + t * 2 * 2 + Duration::from_millis(500)
+    }
+
+    /// The strategy's answer for the live members.
+    fn target(&self) -> Assignment {
+        let mut shape = GroupShape::default();
+        for m in self.members.iter().filter(|m| m.alive && !m.stopped) {
+            shape.add_member(m.id.clone(), [(self.topic.clone(), 1)]);
+        }
+        shape.add_topic(
+            self.topic.clone(),
+            (0..self.partitions).map(|p| (PartitionId(p), Some(BrokerId(self.leaders[&p])))),
+        );
+        let current = Assignment::new();
+        assign(self.cfg.strategy, &shape, &current).unwrap_or_default()
+    }
+
+    fn settled(&self) -> bool {
+        self.unsettled().is_empty()
+    }
+
+    /// Why the group is not settled yet ("" when it is).
+    fn unsettled(&self) -> String {
+        let live: Vec<usize> =
+            (0..self.members.len()).filter(|&m| self.members[m].alive && !self.members[m].stopped).collect();
+        if live.is_empty() {
+            return String::new();
+        }
+        for &m in &live {
+            let member = &self.members[m];
+            if !member.machine.is_settled() {
+                return format!("m{m} still rebalancing");
+            }
+        }
+        let target = self.target();
+        for &m in &live {
+            let member = &self.members[m];
+            let want: BTreeSet<TopicPartition> =
+                target.iter().filter(|(_, s)| s.member == member.id).map(|(tp, _)| tp.clone()).collect();
+            let have = member.machine.deliverable_at(self.now);
+            if want != have {
+                return format!("m{m} delivers {:?}, the strategy gives it {:?}", parts(&have), parts(&want));
+            }
+        }
+        String::new()
+    }
+}
+
+fn parts(s: &BTreeSet<TopicPartition>) -> Vec<i32> {
+    s.iter().map(|tp| tp.partition.0).collect()
+}

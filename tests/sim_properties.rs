@@ -1,0 +1,150 @@
+//! Property tests of the rebalance state machine in the simulator: random
+//! workloads and faults, every invariant checked after every event, and
+//! failures shrunk to a minimal schedule. `ZKB_SIM_CASES` sets the number
+//! of cases (default 256).
+
+use std::time::Instant;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use zkbalance::balance::Mutant;
+use zkbalance::sim::{explore, run, SimConfig, Step};
+
+fn cases() -> u32 {
+    std::env::var("ZKB_SIM_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => Just(Step::Join),
+        2 => any::<u8>().prop_map(Step::Leave),
+        2 => any::<u8>().prop_map(Step::Crash),
+        1 => (any::<u8>(), 100..2500u16).prop_map(|(m, ms)| Step::Stall(m, ms)),
+        2 => (any::<u8>(), 50..2500u16).prop_map(|(m, ms)| Step::Disconnect(m, ms)),
+        1 => any::<u8>().prop_map(Step::Expire),
+        1 => (1..3u8).prop_map(Step::AddPartitions),
+        1 => any::<u8>().prop_map(Step::MoveLeader),
+        1 => (any::<u8>(), 200..5000u16).prop_map(|(p, ms)| Step::ForeignClaim(p, ms)),
+        2 => (0..600u16).prop_map(Step::Wait),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = (u64, u8, u8, Vec<Step>)> {
+    (any::<u64>(), 1..6u8, 1..16u8, proptest::collection::vec(step(), 0..20))
+}
+
+fn config(seed: u64, members: u8, partitions: u8) -> SimConfig {
+    SimConfig { seed, members, partitions, ..SimConfig::default() }
+}
+
+#[test]
+fn every_invariant_holds_under_random_workloads_and_faults() {
+    let started = Instant::now();
+    let rebalances = std::sync::atomic::AtomicU64::new(0);
+    let events = std::sync::atomic::AtomicU64::new(0);
+    let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+    let result = runner.run(&scenario(), |(seed, members, partitions, steps)| {
+        let report = run(&config(seed, members, partitions), &steps);
+        rebalances.fetch_add(report.rebalances, std::sync::atomic::Ordering::Relaxed);
+        events.fetch_add(report.events, std::sync::atomic::Ordering::Relaxed);
+        if let Some(v) = report.violations.first() {
+            return Err(TestCaseError::fail(format!(
+                "{v}\nreplay: seed {seed}, {members} members, {partitions} partitions, steps {steps:?}"
+            )));
+        }
+        Ok(())
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let (rebalances, events) = (rebalances.into_inner(), events.into_inner());
+    eprintln!(
+        "{} cases in {secs:.1} s: {rebalances} simulated rebalances ({:.0}/s), {events} events",
+        cases(),
+        rebalances as f64 / secs
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Runs the property against a mutant; it must fail, and the shrunk
+/// counterexample must replay to the same violation and timeline.
+fn caught(mutant: Mutant, expected: &[&str]) -> (Vec<Step>, String) {
+    let mut runner = TestRunner::new(Config { cases: 2000, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&scenario(), |(seed, members, partitions, steps)| {
+        let cfg = SimConfig { mutant: Some(mutant), ..config(seed, members, partitions) };
+        match run(&cfg, &steps).violations.first() {
+            Some(v) => Err(TestCaseError::fail(v.invariant.to_string())),
+            None => Ok(()),
+        }
+    });
+    let Err(TestError::Fail(why, (seed, members, partitions, steps))) = result else {
+        panic!("the simulator did not catch {mutant:?}");
+    };
+    assert!(
+        expected.iter().any(|e| why.to_string().contains(e)),
+        "{mutant:?} broke {why}, expected one of {expected:?}"
+    );
+    let cfg = SimConfig { mutant: Some(mutant), timeline: true, ..config(seed, members, partitions) };
+    let first = run(&cfg, &steps);
+    let again = run(&cfg, &steps);
+    assert_eq!(first.timeline, again.timeline, "a failing seed replays identically");
+    assert_eq!(first.violations, again.violations);
+    assert!(first.violations.iter().any(|v| expected.contains(&v.invariant)));
+    eprintln!(
+        "{mutant:?} caught by {} with {} steps: seed {seed}, {members} members, {partitions} partitions, {steps:?}",
+        first.violations[0].invariant,
+        steps.len()
+    );
+    (steps, first.timeline.join("\n"))
+}
+
+#[test]
+fn deleting_before_the_application_lets_go_is_caught() {
+    let (steps, _) = caught(Mutant::DeleteBeforeRelease, &["release before reassign"]);
+    assert!(steps.len() <= 4, "shrunk to a small schedule: {steps:?}");
+}
+
+#[test]
+fn delivering_without_a_lease_is_caught() {
+    let (steps, _) = caught(Mutant::IgnoreLease, &["live session", "exclusive delivery"]);
+    assert!(steps.len() <= 8, "shrunk to a small schedule: {steps:?}");
+}
+
+#[test]
+fn unbounded_claims_are_caught() {
+    caught(Mutant::UnboundedClaims, &["bounded retries"]);
+}
+
+#[test]
+fn no_reconcile_is_caught() {
+    caught(Mutant::NoReconcile, &["liveness"]);
+}
+
+#[test]
+fn a_seed_replays_byte_for_byte() {
+    let cfg = SimConfig { seed: 42, members: 4, partitions: 9, timeline: true, ..SimConfig::default() };
+    let steps = zkbalance::sim::random_steps(42, 15);
+    let a = run(&cfg, &steps);
+    let b = run(&cfg, &steps);
+    assert!(a.timeline.len() > 50);
+    assert_eq!(a.timeline, b.timeline);
+    let other = run(&SimConfig { seed: 43, ..cfg }, &steps);
+    assert_ne!(a.timeline, other.timeline, "the seed matters");
+}
+
+#[test]
+fn small_groups_are_explored_exhaustively() {
+    for (members, partitions, steps) in
+        [(2u8, 3u8, vec![Step::Join]), (2, 4, vec![Step::Leave(0)]), (3, 3, vec![Step::Crash(1)])]
+    {
+        let cfg = SimConfig { members, partitions, ..SimConfig::default() };
+        let out = explore(&cfg, &steps, 7, 10_000);
+        eprintln!(
+            "{members} members x {partitions} partitions, {steps:?}: {} interleavings, {} states",
+            out.runs, out.states
+        );
+        assert!(out.counterexample.is_none(), "{:?}", out.counterexample);
+        assert!(out.complete, "every interleaving up to depth 7 was explored ({} runs)", out.runs);
+        assert!(out.runs > 1 && out.states > 10);
+    }
+}
