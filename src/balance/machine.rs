@@ -1,12 +1,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, BalanceConfig, BalanceError, ClaimOutcome, GroupSnapshot, Input, SessionEvent, Time};
-use crate::assign::{self, Assignment, Slot};
+use super::{Action, BalanceConfig, BalanceError, GroupSnapshot, Input, Time};
+use crate::assign::Slot;
 use crate::ids::TopicPartition;
-use crate::znode::{Flavour, OwnerName};
+use crate::znode::OwnerName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Idle,
     Registering,
     Running,
@@ -17,7 +17,7 @@ enum Phase {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Release {
+pub(super) enum Release {
     /// Delivering.
     Active,
     /// Revoked from the application; waiting for it to let go.
@@ -27,17 +27,17 @@ enum Release {
 }
 
 #[derive(Debug, Clone)]
-struct Held {
-    slot: Slot,
-    name: OwnerName,
-    czxid: i64,
-    state: Release,
-    round: u64,
-    claimed_at: Time,
+pub(super) struct Held {
+    pub(super) slot: Slot,
+    pub(super) name: OwnerName,
+    pub(super) czxid: i64,
+    pub(super) state: Release,
+    pub(super) round: u64,
+    pub(super) claimed_at: Time,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClaimState {
+pub(super) enum ClaimState {
     /// A create is under way; `cancelled` if the target moved on meanwhile.
     InFlight { cancelled: bool },
     /// Another member owns it: waiting for its deletion or `retry_at`.
@@ -45,38 +45,38 @@ enum ClaimState {
 }
 
 #[derive(Debug, Clone)]
-struct Claim {
-    slot: Slot,
-    name: OwnerName,
-    attempt: u32,
-    state: ClaimState,
-    round: u64,
+pub(super) struct Claim {
+    pub(super) slot: Slot,
+    pub(super) name: OwnerName,
+    pub(super) attempt: u32,
+    pub(super) state: ClaimState,
+    pub(super) round: u64,
 }
 
 /// One member's rebalance state machine. See the [module docs](super).
 #[derive(Debug)]
 pub struct Balancer {
-    cfg: BalanceConfig,
-    rng: u64,
-    now: Time,
-    phase: Phase,
+    pub(super) cfg: BalanceConfig,
+    pub(super) rng: u64,
+    pub(super) now: Time,
+    pub(super) phase: Phase,
     /// Delivery is allowed until then (see [`BalanceConfig::lease`]).
-    lease_until: Option<Time>,
-    suspended: bool,
-    snapshot: Option<GroupSnapshot>,
-    read_issued_at: Option<Time>,
-    read_due: Option<Time>,
-    reconcile_due: Option<Time>,
-    register_retry_at: Option<Time>,
-    deregistering: bool,
-    register_attempts: u32,
-    held: BTreeMap<TopicPartition, Held>,
-    claims: BTreeMap<TopicPartition, Claim>,
+    pub(super) lease_until: Option<Time>,
+    pub(super) suspended: bool,
+    pub(super) snapshot: Option<GroupSnapshot>,
+    pub(super) read_issued_at: Option<Time>,
+    pub(super) read_due: Option<Time>,
+    pub(super) reconcile_due: Option<Time>,
+    pub(super) register_retry_at: Option<Time>,
+    pub(super) deregistering: bool,
+    pub(super) register_attempts: u32,
+    pub(super) held: BTreeMap<TopicPartition, Held>,
+    pub(super) claims: BTreeMap<TopicPartition, Claim>,
     /// This member's share in the last computed assignment.
-    target: BTreeMap<TopicPartition, Slot>,
-    round: u64,
-    generation: u64,
-    published: BTreeSet<TopicPartition>,
+    pub(super) target: BTreeMap<TopicPartition, Slot>,
+    pub(super) round: u64,
+    pub(super) generation: u64,
+    pub(super) published: BTreeSet<TopicPartition>,
 }
 
 impl Balancer {
@@ -278,19 +278,19 @@ impl Balancer {
     /// Whether a deliberate bug is switched on (always false without the
     /// `mutants` feature).
     #[allow(unused_variables)]
-    fn mutant(&self, m: super::Mutant) -> bool {
+    pub(super) fn mutant(&self, m: super::Mutant) -> bool {
         #[cfg(feature = "mutants")]
         return self.cfg.mutant == Some(m);
         #[cfg(not(feature = "mutants"))]
         false
     }
 
-    fn active(&self) -> impl Iterator<Item = TopicPartition> + '_ {
+    pub(super) fn active(&self) -> impl Iterator<Item = TopicPartition> + '_ {
         self.held.iter().filter(|(_, h)| h.state == Release::Active).map(|(tp, _)| tp.clone())
     }
 
     /// Emits [`Action::Assigned`] when the deliverable set changed.
-    fn publish(&mut self, out: &mut Vec<Action>) {
+    pub(super) fn publish(&mut self, out: &mut Vec<Action>) {
         let now: BTreeSet<TopicPartition> = self.active().collect();
         if now != self.published {
             self.generation += 1;
@@ -301,7 +301,7 @@ impl Balancer {
     }
 
     /// xorshift64*: jitter only, never correctness.
-    fn jittered(&mut self, base: Time) -> Time {
+    pub(super) fn jittered(&mut self, base: Time) -> Time {
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
@@ -310,391 +310,7 @@ impl Balancer {
         base + base.mul_f64((r >> 11) as f64 / (1u64 << 53) as f64 / 2.0)
     }
 
-    fn schedule_read(&mut self, at: Time) {
+    pub(super) fn schedule_read(&mut self, at: Time) {
         self.read_due = Some(self.read_due.map_or(at, |due| due.min(at)));
-    }
-
-    fn on_registered(&mut self, out: &mut Vec<Action>) {
-        match self.phase {
-            Phase::Registering => {
-                self.phase = Phase::Running;
-                self.register_attempts = 0;
-                self.register_retry_at = None;
-                self.schedule_read(self.now);
-                if !self.mutant(super::Mutant::NoReconcile) {
-                    self.reconcile_due = Some(self.now + self.cfg.reconcile_interval);
-                }
-                self.on_tick(out);
-            }
-            Phase::Stopping => self.finish_stop(out),
-            _ => {}
-        }
-    }
-
-    fn owner_name(&self, tp: &TopicPartition) -> OwnerName {
-        match self.cfg.flavour {
-            Flavour::Scala => OwnerName::Scala { partition: tp.partition },
-            Flavour::Pykafka => {
-                let leader = self
-                    .snapshot
-                    .as_ref()
-                    .and_then(|s| s.shape.topics.get(&tp.topic))
-                    .and_then(|ps| ps.get(&tp.partition).copied().flatten());
-                OwnerName::Pykafka { leader: leader.unwrap_or(crate::BrokerId(-1)), partition: tp.partition }
-            }
-        }
-    }
-
-    fn rebalance(&mut self, read_issued: Time, out: &mut Vec<Action>) {
-        let me = self.cfg.member.clone();
-        let Some(snap) = self.snapshot.as_ref() else { return };
-        if !snap.shape.members.contains_key(&me) {
-            out.push(Action::Error(BalanceError::MemberVanished));
-            self.phase = Phase::Registering;
-            out.push(Action::Register);
-            return;
-        }
-        self.round += 1;
-        let span = tracing::info_span!("rebalance", member = %me, round = self.round, generation = self.generation);
-        let _entered = span.enter();
-        let current = if self.cfg.strategy.uses_current_owners() { snap.current() } else { Assignment::new() };
-        let target = match assign::assign(self.cfg.strategy, &snap.shape, &current) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "the group cannot be assigned; keeping the current partitions");
-                out.push(Action::Error(e.into()));
-                return;
-            }
-        };
-        self.target = target.into_iter().filter(|(_, s)| s.member == me).collect();
-
-        // Drift: what ZooKeeper says of partitions we believe we deliver.
-        // Only claims older than the read can be judged by it.
-        let mut lost = BTreeSet::new();
-        for (tp, h) in &self.held {
-            if h.state != Release::Active || h.claimed_at > read_issued {
-                continue;
-            }
-            let records = snap.owners.get(tp).map(Vec::as_slice).unwrap_or_default();
-            let ours = records.iter().any(|o| o.member == me);
-            let beaten = records.iter().any(|o| o.member != me && o.czxid < h.czxid);
-            if !ours || beaten {
-                lost.insert(tp.clone());
-                if ours {
-                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name });
-                }
-            }
-        }
-        if !lost.is_empty() {
-            tracing::warn!(partitions = lost.len(), "ownership drifted: partitions lost");
-            for tp in &lost {
-                self.held.remove(tp);
-            }
-            out.push(Action::Lost(lost));
-        }
-
-        let mut revoke = BTreeSet::new();
-        for (tp, h) in self.held.iter_mut() {
-            if h.state == Release::Active && self.target.get(tp) != Some(&h.slot) {
-                h.state = Release::Revoking;
-                revoke.insert(tp.clone());
-            }
-        }
-
-        let mut stale = Vec::new();
-        for (tp, c) in self.claims.iter_mut() {
-            if self.target.get(tp) == Some(&c.slot) {
-                if let ClaimState::InFlight { cancelled } = &mut c.state {
-                    *cancelled = false;
-                }
-            } else {
-                match &mut c.state {
-                    ClaimState::InFlight { cancelled } => *cancelled = true,
-                    ClaimState::Waiting { .. } => stale.push(tp.clone()),
-                }
-            }
-        }
-        for tp in stale {
-            self.claims.remove(&tp);
-            out.push(Action::Unwatch(tp));
-        }
-
-        let wanted: Vec<TopicPartition> = self
-            .target
-            .keys()
-            .filter(|tp| !self.held.contains_key(*tp) && !self.claims.contains_key(*tp))
-            .cloned()
-            .collect();
-        tracing::info!(
-            target = self.target.len(),
-            revoke = revoke.len(),
-            claim = wanted.len(),
-            members = self.snapshot.as_ref().map_or(0, |s| s.shape.members.len()),
-            "rebalance planned"
-        );
-        if !revoke.is_empty() {
-            if self.mutant(super::Mutant::DeleteBeforeRelease) {
-                for tp in &revoke {
-                    let h = self.held.get_mut(tp).expect("just revoked");
-                    h.state = Release::Deleting;
-                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name });
-                }
-            }
-            out.push(Action::Revoke(revoke));
-        }
-        for tp in wanted {
-            self.start_claim(tp, out);
-        }
-    }
-
-    fn start_claim(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
-        let Some(slot) = self.target.get(&tp).cloned() else { return };
-        let name = self.owner_name(&tp);
-        let taken = self.snapshot.as_ref().and_then(|s| s.owner(&tp)).is_some_and(|o| o.member != self.cfg.member);
-        let state = if taken {
-            out.push(Action::WatchOwner(tp.clone()));
-            ClaimState::Waiting { retry_at: self.now + self.jittered(self.cfg.backoff(0)) }
-        } else {
-            out.push(Action::Claim { tp: tp.clone(), slot: slot.clone(), name });
-            ClaimState::InFlight { cancelled: false }
-        };
-        self.claims.insert(tp, Claim { slot, name, attempt: 0, state, round: self.round });
-    }
-
-    fn retry_claim(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
-        let unbounded = self.mutant(super::Mutant::UnboundedClaims);
-        let Some(c) = self.claims.get_mut(&tp) else { return };
-        c.attempt += 1;
-        if c.attempt >= self.cfg.claim_retries && !unbounded {
-            self.give_up(tp, out);
-            return;
-        }
-        c.state = ClaimState::InFlight { cancelled: false };
-        out.push(Action::Claim { tp, slot: c.slot.clone(), name: c.name });
-    }
-
-    /// Bounded retries are spent: roll back the round's claims (so no owner
-    /// znode is left with nobody behind it), report, and try a fresh round
-    /// later — never at once.
-    fn give_up(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
-        let Some(c) = self.claims.remove(&tp) else { return };
-        let owner = self
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.owner(&tp))
-            .map_or_else(|| "unknown".to_owned(), |o| o.member.to_string());
-        tracing::warn!(%tp, attempts = c.attempt, %owner, "claim gave up; rolling back this round");
-        out.push(Action::Unwatch(tp.clone()));
-        out.push(Action::Error(BalanceError::ClaimGaveUp { tp, attempts: c.attempt, owner }));
-        let mut revoke = BTreeSet::new();
-        for (tp, h) in self.held.iter_mut() {
-            if h.round == c.round && h.state == Release::Active {
-                h.state = Release::Revoking;
-                revoke.insert(tp.clone());
-            }
-        }
-        let round: Vec<TopicPartition> =
-            self.claims.iter().filter(|(_, x)| x.round == c.round).map(|(t, _)| t.clone()).collect();
-        for tp in round {
-            let claim = self.claims.get_mut(&tp).expect("listed above");
-            match &mut claim.state {
-                ClaimState::InFlight { cancelled } => *cancelled = true,
-                ClaimState::Waiting { .. } => {
-                    self.claims.remove(&tp);
-                    out.push(Action::Unwatch(tp));
-                }
-            }
-        }
-        self.target.clear();
-        if !revoke.is_empty() {
-            out.push(Action::Revoke(revoke));
-        }
-        self.schedule_read(self.now + self.cfg.backoff_max);
-    }
-
-    fn on_claim_result(&mut self, tp: TopicPartition, outcome: ClaimOutcome, out: &mut Vec<Action>) {
-        let Some(mut c) = self.claims.remove(&tp) else { return };
-        let cancelled = matches!(c.state, ClaimState::InFlight { cancelled: true });
-        match outcome {
-            ClaimOutcome::Claimed { czxid } => {
-                let deliver = !cancelled && self.phase == Phase::Running;
-                let state = if deliver { Release::Active } else { Release::Deleting };
-                if !deliver {
-                    // Never delivered, so nothing to revoke: delete at once.
-                    out.push(Action::DeleteOwner { tp: tp.clone(), name: c.name });
-                }
-                self.held.insert(
-                    tp,
-                    Held { slot: c.slot, name: c.name, czxid, state, round: c.round, claimed_at: self.now },
-                );
-            }
-            ClaimOutcome::Taken | ClaimOutcome::Failed(_) if cancelled || self.phase != Phase::Running => {
-                self.finish_stop(out);
-            }
-            ClaimOutcome::Taken => {
-                c.state = ClaimState::Waiting { retry_at: self.now + self.jittered(self.cfg.backoff(c.attempt)) };
-                out.push(Action::WatchOwner(tp.clone()));
-                self.claims.insert(tp, c);
-            }
-            ClaimOutcome::Failed(why) => {
-                out.push(Action::Error(BalanceError::ZooKeeper(why)));
-                c.state = ClaimState::Waiting { retry_at: self.now + self.jittered(self.cfg.backoff(c.attempt)) };
-                self.claims.insert(tp, c);
-            }
-        }
-    }
-
-    fn on_owner_deleted(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
-        if self.held.get(&tp).is_some_and(|h| h.state == Release::Deleting) {
-            self.held.remove(&tp);
-        }
-        match self.phase {
-            Phase::Stopping => self.finish_stop(out),
-            // The target may want it back (it changed during the release).
-            Phase::Running
-                if self.target.contains_key(&tp) && !self.claims.contains_key(&tp) && !self.held.contains_key(&tp) =>
-            {
-                self.start_claim(tp, out)
-            }
-            _ => {}
-        }
-    }
-
-    fn on_session(&mut self, event: SessionEvent, out: &mut Vec<Action>) {
-        match event {
-            // The lease, not the report, decides when delivery stops: the
-            // client may notice a silent partition late, or not at all
-            // while the process is paused.
-            SessionEvent::Disconnected => {}
-            SessionEvent::Reconnected => {
-                if self.phase == Phase::Running {
-                    // Watches survive a reconnect, but a read is cheap
-                    // insurance against anything missed meanwhile.
-                    self.schedule_read(self.now);
-                }
-            }
-            SessionEvent::Expired => {
-                self.lease_until = None;
-                let lost: BTreeSet<TopicPartition> = std::mem::take(&mut self.held).into_keys().collect();
-                for (tp, c) in std::mem::take(&mut self.claims) {
-                    if matches!(c.state, ClaimState::Waiting { .. }) {
-                        out.push(Action::Unwatch(tp));
-                    }
-                }
-                if !lost.is_empty() {
-                    out.push(Action::Lost(lost));
-                }
-                if std::mem::take(&mut self.suspended) {
-                    out.push(Action::Resume);
-                }
-                self.target.clear();
-                self.read_issued_at = None;
-                self.read_due = None;
-                self.reconcile_due = None;
-                match self.phase {
-                    Phase::Stopping | Phase::Idle | Phase::Stopped => {
-                        self.phase = Phase::Stopped;
-                        out.push(Action::Close);
-                    }
-                    _ => {
-                        self.phase = Phase::AwaitingSession;
-                        out.push(Action::NewSession);
-                    }
-                }
-            }
-            SessionEvent::Established => {
-                if self.phase == Phase::AwaitingSession {
-                    self.phase = Phase::Registering;
-                    out.push(Action::Register);
-                }
-            }
-        }
-    }
-
-    fn on_tick(&mut self, out: &mut Vec<Action>) {
-        let now = self.now;
-        if !self.suspended && self.lease_until.is_some_and(|until| now >= until) {
-            tracing::warn!(
-                "no confirmed contact with ZooKeeper for too long: suspending delivery before the session can expire"
-            );
-            self.suspended = true;
-            out.push(Action::Suspend);
-        }
-        match self.phase {
-            Phase::Registering if self.register_retry_at.is_some_and(|t| t <= now) => {
-                self.register_retry_at = None;
-                out.push(Action::Register);
-            }
-            Phase::Running => {
-                if self.reconcile_due.is_some_and(|t| t <= now) && !self.mutant(super::Mutant::NoReconcile) {
-                    self.reconcile_due = Some(now + self.cfg.reconcile_interval);
-                    self.schedule_read(now);
-                }
-                if self.read_issued_at.is_none() && self.read_due.is_some_and(|t| t <= now) {
-                    self.read_due = None;
-                    self.read_issued_at = Some(now);
-                    out.push(Action::ReadGroup);
-                }
-                let due: Vec<TopicPartition> = self
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| matches!(c.state, ClaimState::Waiting { retry_at } if retry_at <= now))
-                    .map(|(tp, _)| tp.clone())
-                    .collect();
-                for tp in due {
-                    self.retry_claim(tp, out);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_stop(&mut self, out: &mut Vec<Action>) {
-        match self.phase {
-            Phase::Idle | Phase::AwaitingSession => {
-                self.phase = Phase::Stopped;
-                out.push(Action::Close);
-            }
-            Phase::Stopping | Phase::Stopped => {}
-            Phase::Registering | Phase::Running => {
-                let registered = self.phase == Phase::Running;
-                self.phase = Phase::Stopping;
-                self.target.clear();
-                let mut revoke = BTreeSet::new();
-                for (tp, h) in self.held.iter_mut() {
-                    if h.state == Release::Active {
-                        h.state = Release::Revoking;
-                        revoke.insert(tp.clone());
-                    }
-                }
-                let waiting: Vec<TopicPartition> = self
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| matches!(c.state, ClaimState::Waiting { .. }))
-                    .map(|(tp, _)| tp.clone())
-                    .collect();
-                for tp in waiting {
-                    self.claims.remove(&tp);
-                    out.push(Action::Unwatch(tp));
-                }
-                for c in self.claims.values_mut() {
-                    c.state = ClaimState::InFlight { cancelled: true };
-                }
-                if !revoke.is_empty() {
-                    out.push(Action::Revoke(revoke));
-                }
-                if registered {
-                    self.finish_stop(out);
-                }
-            }
-        }
-    }
-
-    /// Deregisters once nothing is held and no claim is in flight.
-    fn finish_stop(&mut self, out: &mut Vec<Action>) {
-        if self.phase == Phase::Stopping && self.held.is_empty() && self.claims.is_empty() && !self.deregistering {
-            self.deregistering = true;
-            out.push(Action::Deregister);
-        }
     }
 }

@@ -29,7 +29,9 @@
 //! - **Reconcile**: the group is re-read periodically, so a lost watch never
 //!   leaves a member idle or a partition unowned.
 
+mod claims;
 mod config;
+mod lifecycle;
 mod machine;
 mod snapshot;
 
