@@ -19,16 +19,5 @@ fn main() {
     for line in &report.timeline {
         println!("{line}");
     }
-    println!(
-        "\n{} events, {} rebalances, {} ms simulated, {} states; {}",
-        report.events,
-        report.rebalances,
-        report.virtual_time.as_millis(),
-        report.states,
-        if report.violations.is_empty() {
-            "every invariant held".to_owned()
-        } else {
-            format!("VIOLATED: {}", report.violations[0])
-        }
-    );
+    println!("\n{}", report.summary());
 }

@@ -279,27 +279,13 @@ impl World<'_> {
                 if !self.model.alive(member.session) {
                     found.push(("live session", format!("m{m} delivers {tp} with session {} expired", member.session)));
                 }
-                let owns = view
-                    .children(&crate::znode::layout::owner_dir(
-                        &self.group,
-                        &tp.topic,
-                        crate::znode::TopicSpelling::Plain,
-                    ))
-                    .iter()
-                    .any(|c| {
-                        c.rsplit_once('-').is_some_and(|(_, p)| p == tp.partition.to_string())
-                            && view
-                                .get(&format!(
-                                    "{}/{c}",
-                                    crate::znode::layout::owner_dir(
-                                        &self.group,
-                                        &tp.topic,
-                                        crate::znode::TopicSpelling::Plain
-                                    )
-                                ))
-                                .is_some_and(|n| n.owner == Some(member.session))
-                    });
-                if !owns && self.cfg.flavour == crate::znode::Flavour::Pykafka {
+                let dir = crate::znode::layout::owner_dir(&self.group, &tp.topic, crate::znode::TopicSpelling::Plain);
+                let owns = view.children(&dir).iter().any(|c| {
+                    crate::znode::OwnerName::parse(self.cfg.flavour, &dir, c)
+                        .is_ok_and(|n| n.partition() == tp.partition)
+                        && view.get(&format!("{dir}/{c}")).is_some_and(|n| n.owner == Some(member.session))
+                });
+                if !owns {
                     found.push(("live session", format!("m{m} delivers {tp} without holding its owner znode")));
                 }
             }

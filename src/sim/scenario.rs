@@ -121,6 +121,23 @@ pub struct Report {
     pub states: u64,
 }
 
+impl Report {
+    /// One line: what ran, and whether every invariant held.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} events, {} rebalances, {} ms simulated, {} states; {}",
+            self.events,
+            self.rebalances,
+            self.virtual_time.as_millis(),
+            self.states,
+            match self.violations.first() {
+                None => "every invariant held".to_owned(),
+                Some(v) => format!("invariant broken: {v}"),
+            }
+        )
+    }
+}
+
 /// A deterministic pseudo-random source (splitmix64): the simulator's only
 /// randomness, so a seed replays byte for byte.
 #[derive(Debug, Clone)]

@@ -49,20 +49,10 @@ pub fn run_sim(args: Args) -> Result<(), String> {
     for line in &report.timeline {
         println!("{line}");
     }
-    println!(
-        "seed {}: {} steps, {} events, {} rebalances, {} ms simulated, {} states",
-        args.seed,
-        steps.len(),
-        report.events,
-        report.rebalances,
-        report.virtual_time.as_millis(),
-        report.states
-    );
-    match report.violations.first() {
-        None => {
-            println!("every invariant held");
-            Ok(())
-        }
-        Some(v) => Err(format!("invariant broken: {v}")),
+    println!("seed {}, {} steps: {}", args.seed, steps.len(), report.summary());
+    if report.violations.is_empty() {
+        Ok(())
+    } else {
+        Err("an invariant broke; the timeline above shows where".into())
     }
 }
