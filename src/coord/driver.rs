@@ -24,6 +24,9 @@ use super::{AssignmentView, GroupEvent, Metrics};
 
 pub(crate) enum Msg {
     Input(Input),
+    /// The answer to a request made in session number `.0`: dropped if a
+    /// new session has started since, whatever it says.
+    Reply(u64, Input),
     NewClient(Client),
     Stop(oneshot::Sender<()>),
 }
@@ -47,6 +50,9 @@ pub(crate) struct Driver {
     pub changed_rx: mpsc::UnboundedReceiver<()>,
     pub stop_waiters: Vec<oneshot::Sender<()>>,
     pub heartbeat: Option<JoinHandle<()>>,
+    /// Bumped at every new session, so late answers from an old one are
+    /// recognised and dropped.
+    pub session_epoch: u64,
 }
 
 /// Confirms the session every `interval` with a cheap read; each answer
@@ -110,11 +116,13 @@ impl Driver {
         registration.encode()
     }
 
+    /// Runs a request in a task of its own; its answer comes back tagged
+    /// with the session it was made in.
     fn send_later(&self, fut: impl std::future::Future<Output = Input> + Send + 'static) {
-        let tx = self.tx.clone();
+        let (tx, epoch) = (self.tx.clone(), self.session_epoch);
         tokio::spawn(async move {
             let input = fut.await;
-            let _ = tx.send(Msg::Input(input));
+            let _ = tx.send(Msg::Reply(epoch, input));
         });
     }
 
@@ -142,8 +150,16 @@ impl Driver {
             match msg {
                 None => break,
                 Some(Msg::Input(input)) => self.feed(input),
+                Some(Msg::Reply(epoch, input)) => {
+                    if epoch == self.session_epoch {
+                        self.feed(input);
+                    } else {
+                        tracing::debug!(?input, "dropping an answer from an earlier session");
+                    }
+                }
                 Some(Msg::NewClient(zk)) => {
                     self.zk = zk;
+                    self.session_epoch += 1;
                     self.watches.clear();
                     session_events(&self.zk, self.tx.clone());
                     self.start_heartbeats();

@@ -260,6 +260,7 @@ impl GroupMember {
             changed_rx,
             stop_waiters: Vec::new(),
             heartbeat: None,
+            session_epoch: 0,
         };
         let span = tracing::info_span!("group_member", member = %member);
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));

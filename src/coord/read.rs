@@ -202,7 +202,14 @@ impl Reader<'_> {
                     Ok(None)
                 }
             },
-            Ok(None) => Ok(None),
+            // The controller writes a new partition's state after the topic:
+            // watch for it, or members that read in between would disagree
+            // on pykafka's leader-based order until the next reconcile.
+            Ok(None) => match self.data(&path).await {
+                Ok(Some(bytes)) => Ok(PartitionState::decode(&path, &bytes).ok().and_then(|s| s.leader)),
+                Ok(None) => Ok(None),
+                Err(e) => Err(format!("reading {path}: {e}")),
+            },
             Err(e) => Err(format!("reading {path}: {e}")),
         }
     }

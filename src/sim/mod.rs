@@ -43,6 +43,39 @@ pub fn run(cfg: &SimConfig, steps: &[Step]) -> Report {
     drive(World::new(cfg, steps)).0
 }
 
+/// Shrinks a failing case to a 1-minimal one: drops every step whose removal
+/// keeps `fails` true, then lowers the member and partition counts while it
+/// stays true. Deterministic, so the result replays like any case.
+pub fn shrink(cfg: &SimConfig, steps: &[Step], fails: impl Fn(&Report) -> bool) -> (SimConfig, Vec<Step>) {
+    let mut cfg = cfg.clone();
+    let mut steps = steps.to_vec();
+    let mut progress = true;
+    while progress {
+        progress = false;
+        let mut i = 0;
+        while i < steps.len() {
+            let mut fewer = steps.clone();
+            fewer.remove(i);
+            if fails(&run(&cfg, &fewer)) {
+                steps = fewer;
+                progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        for smaller in [
+            SimConfig { members: cfg.members.saturating_sub(1), ..cfg.clone() },
+            SimConfig { partitions: cfg.partitions.saturating_sub(1).max(1), ..cfg.clone() },
+        ] {
+            if (smaller.members, smaller.partitions) != (cfg.members, cfg.partitions) && fails(&run(&smaller, &steps)) {
+                cfg = smaller;
+                progress = true;
+            }
+        }
+    }
+    (cfg, steps)
+}
+
 /// What exhaustive exploration found.
 #[derive(Debug, Clone, Default)]
 pub struct Exploration {
@@ -115,6 +148,7 @@ fn drive(mut w: World<'_>) -> (Report, BTreeSet<u64>) {
         match ev {
             Ev::Step(i) => w.step(i),
             Ev::Deliver { m, input } => w.feed(m, input),
+            Ev::Reply { m, session, input } => w.answer(m, session, input),
             Ev::Op { m, session, action } => w.op(m, session, action),
             Ev::OwnerCheck { m, session, tp } => w.owner_check(m, session, tp),
             Ev::Timer { m, at } => w.timer(m, at),
@@ -209,6 +243,29 @@ impl World<'_> {
                 self.leaders.insert(p, next);
                 self.write_partitions();
             }
+            Step::FlipBroker(b) => {
+                let brokers = i32::from(self.cfg.brokers.max(1));
+                let b = 1 + i32::from(b) % brokers;
+                let path = crate::znode::layout::broker(BrokerId(b));
+                if self.brokers_down.remove(&b) {
+                    self.log(|| format!("broker {b} comes back"));
+                    let fired = self.model.mkdir(&path);
+                    self.notify(fired);
+                } else if self.brokers_down.len() + 1 < brokers as usize {
+                    self.brokers_down.insert(b);
+                    self.log(|| format!("broker {b} goes down; its partitions get new leaders"));
+                    if let Ok(fired) = self.model.delete(&path, None) {
+                        self.notify(fired);
+                    }
+                    let up: Vec<i32> = (1..=brokers).filter(|x| !self.brokers_down.contains(x)).collect();
+                    for (p, leader) in self.leaders.iter_mut() {
+                        if *leader == b {
+                            *leader = up[*p as usize % up.len()];
+                        }
+                    }
+                    self.write_partitions();
+                }
+            }
             Step::ForeignClaim(p, ms) => {
                 let p = i32::from(p) % self.partitions;
                 let name =
@@ -299,6 +356,8 @@ impl World<'_> {
             for tp in member.machine.deliverable_at(self.now) {
                 if let Some(pos) = self.members[m].position.get_mut(&tp) {
                     *pos += 1;
+                    let high = self.delivered.entry(tp).or_default();
+                    *high = (*high).max(*pos);
                 }
             }
         }

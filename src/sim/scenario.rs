@@ -29,6 +29,9 @@ pub enum Step {
     AddPartitions(u8),
     /// A partition's leader moves to another broker.
     MoveLeader(u8),
+    /// A broker goes down (its registration vanishes and its partitions get
+    /// new leaders) or, if down, comes back.
+    FlipBroker(u8),
     /// A foreign peer that does not follow the protocol (a stuck pykafka
     /// consumer) holds a partition's owner znode, in pykafka's Python 3
     /// spelling, for this many ms.
@@ -185,6 +188,7 @@ pub fn random_steps(seed: u64, len: usize) -> Vec<Step> {
                 12 => Step::AddPartitions(1 + rng.below(3) as u8),
                 13 => Step::MoveLeader(rng.below(16) as u8),
                 14 => Step::ForeignClaim(rng.below(16) as u8, 500 + rng.below(4000) as u16),
+                15 => Step::FlipBroker(rng.below(4) as u8),
                 _ => Step::Wait(rng.below(500) as u16),
             }
         })

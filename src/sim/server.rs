@@ -44,7 +44,21 @@ impl World<'_> {
     /// by then the reply is lost and it hears a failure instead.
     pub(super) fn reply(&mut self, m: usize, input: Input) {
         let d = self.net_delay();
-        self.schedule(d, Ev::Deliver { m, input });
+        let session = self.members[m].session;
+        self.schedule(d, Ev::Reply { m, session, input });
+    }
+
+    /// An answer arrives: dropped, as the driver drops it, if the member
+    /// has moved on to a new session since the request.
+    pub(super) fn answer(&mut self, m: usize, session: SessionId, input: Input) {
+        if self.members[m].stalled_until > self.now {
+            let wait = self.members[m].stalled_until - self.now;
+            self.schedule(wait, Ev::Reply { m, session, input });
+        } else if session == self.members[m].session {
+            self.feed(m, input);
+        } else {
+            self.log(|| format!("m{m} drops an answer from its earlier session {session}"));
+        }
     }
 
     fn tell_expired(&mut self, m: usize) {
@@ -223,13 +237,23 @@ impl World<'_> {
         }
         let topic_path = layout::topic(&self.topic);
         if let Some(reg) = view.get(&topic_path).and_then(|n| TopicRegistration::decode(&topic_path, &n.data).ok()) {
-            let leaders = reg.partition_ids().map(|p| {
+            let mut leaders = Vec::new();
+            for p in reg.partition_ids() {
                 let path = layout::partition_state(&self.topic, p);
                 let leader =
                     view.get(&path).and_then(|n| PartitionState::decode(&path, &n.data).ok()).and_then(|s| s.leader);
-                (p, leader)
-            });
-            shape.add_topic(self.topic.clone(), leaders.collect::<Vec<_>>());
+                if view.get(&path).is_none() {
+                    // Written after the topic: watch for it (the driver does).
+                    if latest.get(&path).is_some() {
+                        let d = self.net_delay();
+                        self.schedule(d, Ev::Notify { m, on: WatchOn::Node(path) });
+                    } else {
+                        self.model.watch(session, WatchOn::Node(path));
+                    }
+                }
+                leaders.push((p, leader));
+            }
+            shape.add_topic(self.topic.clone(), leaders);
         }
         let mut owners: BTreeMap<TopicPartition, Vec<crate::balance::OwnerRecord>> = BTreeMap::new();
         for s in self.spellings() {

@@ -16,14 +16,45 @@ use super::scenario::{Report, Rng, SimConfig, Step, Violation};
 #[derive(Debug, Clone)]
 pub(super) enum Ev {
     Step(usize),
-    Deliver { m: usize, input: Input },
-    Op { m: usize, session: SessionId, action: Action },
-    OwnerCheck { m: usize, session: SessionId, tp: TopicPartition },
-    Timer { m: usize, at: Time },
-    Heartbeat { m: usize, session: SessionId },
-    Reconnect { m: usize },
-    Notify { m: usize, on: WatchOn },
-    AppRelease { m: usize, tp: TopicPartition },
+    Deliver {
+        m: usize,
+        input: Input,
+    },
+    /// An answer from the server to a request made in `session`.
+    Reply {
+        m: usize,
+        session: SessionId,
+        input: Input,
+    },
+    Op {
+        m: usize,
+        session: SessionId,
+        action: Action,
+    },
+    OwnerCheck {
+        m: usize,
+        session: SessionId,
+        tp: TopicPartition,
+    },
+    Timer {
+        m: usize,
+        at: Time,
+    },
+    Heartbeat {
+        m: usize,
+        session: SessionId,
+    },
+    Reconnect {
+        m: usize,
+    },
+    Notify {
+        m: usize,
+        on: WatchOn,
+    },
+    AppRelease {
+        m: usize,
+        tp: TopicPartition,
+    },
     ForeignRelease(String),
     Settle,
 }
@@ -66,6 +97,9 @@ pub(super) struct World<'a> {
     pub partitions: i32,
     pub leaders: BTreeMap<i32, i32>,
     pub committed: BTreeMap<TopicPartition, u64>,
+    /// Per partition: one past the highest offset any member delivered.
+    pub delivered: BTreeMap<TopicPartition, u64>,
+    pub brokers_down: BTreeSet<i32>,
     pub report: Report,
     pub settle_from: Option<Time>,
     pub states: BTreeSet<u64>,
@@ -93,6 +127,8 @@ impl<'a> World<'a> {
             partitions: i32::from(cfg.partitions.max(1)),
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
+            delivered: BTreeMap::new(),
+            brokers_down: BTreeSet::new(),
             report: Report::default(),
             settle_from: None,
             states: BTreeSet::new(),
@@ -357,6 +393,13 @@ impl<'a> World<'a> {
                 for (tp, _) in partitions {
                     if self.members[m].app_holds.insert(tp.clone()) {
                         let start = self.committed.get(&tp).copied().unwrap_or(0);
+                        let delivered = self.delivered.get(&tp).copied().unwrap_or(0);
+                        if start > delivered {
+                            self.violate(
+                                "no skipped offsets",
+                                format!("m{m} starts {tp} at {start}, past everything delivered ({delivered})"),
+                            );
+                        }
                         self.members[m].position.insert(tp, start);
                     }
                 }
