@@ -28,8 +28,11 @@
 pub mod assign;
 pub mod balance;
 pub mod cluster;
+pub mod consumer;
 pub mod coord;
+pub(crate) mod fetch;
 pub mod ids;
+pub mod offsets;
 pub mod sim;
 pub mod znode;
 

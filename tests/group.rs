@@ -206,11 +206,11 @@ async fn members_ride_out_an_ensemble_leader_loss_without_rebalancing() {
     let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(6)).await.unwrap();
     let want = expected(&[a.id(), b.id()], "ens", &leaders(&kafka, "ens"));
     converge(&observer, "gens", "ens", &want, Duration::from_secs(10)).await;
-    let settle = a.metrics().rebalances + b.metrics().rebalances + 2;
+    let settle = a.metrics().group_reads + b.metrics().group_reads + 2;
     ok(zkbalance::testkit::wait_until(
         "both members to re-read the group after reconnecting",
         Duration::from_secs(10),
-        || async { (a.metrics().rebalances + b.metrics().rebalances >= settle).then_some(()) },
+        || async { (a.metrics().group_reads + b.metrics().group_reads >= settle).then_some(()) },
     )
     .await);
     assert_eq!(a.assignment().borrow().generation, gen_a, "A's assignment never changed");

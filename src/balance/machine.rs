@@ -141,6 +141,11 @@ impl Balancer {
         self.lease_until
     }
 
+    /// The name of the owner znode we hold for `tp`.
+    pub fn held_owner_name(&self, tp: &TopicPartition) -> Option<OwnerName> {
+        self.held.get(tp).map(|h| h.name)
+    }
+
     /// Partitions whose owner znode this member holds, in any state.
     pub fn held(&self) -> BTreeSet<TopicPartition> {
         self.held.keys().cloned().collect()

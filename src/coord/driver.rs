@@ -17,7 +17,7 @@ use crate::ids::TopicPartition;
 use crate::znode::{Codec, Flavour, MemberRegistration, ScalaRegistration, Subscription};
 
 use super::config::GroupConfig;
-use super::lease::{lease, Ending, LeaseHandle};
+use super::lease::{lease, Ending, Fence, LeaseHandle};
 use super::ops::{self, Layout};
 use super::read::{Reader, Watches};
 use super::{AssignmentView, GroupEvent, Metrics};
@@ -53,6 +53,10 @@ pub(crate) struct Driver {
     /// Bumped at every new session, so late answers from an old one are
     /// recognised and dropped.
     pub session_epoch: u64,
+    /// The current session, for commits fenced by it; `None` once stopped.
+    pub session: watch::Sender<Option<(u64, Client)>>,
+    /// The rebalance under way: when it began, and its span.
+    pub rebalance: Option<(Instant, tracing::Span)>,
 }
 
 /// Confirms the session every `interval` with a cheap read; each answer
@@ -160,6 +164,7 @@ impl Driver {
                 Some(Msg::NewClient(zk)) => {
                     self.zk = zk;
                     self.session_epoch += 1;
+                    self.session.send_replace(Some((self.session_epoch, self.zk.clone())));
                     self.watches.clear();
                     session_events(&self.zk, self.tx.clone());
                     self.start_heartbeats();
@@ -175,6 +180,7 @@ impl Driver {
             }
         }
         // Every task holding a client clone goes, so the session closes.
+        self.session.send_replace(None);
         for (_, task) in std::mem::take(&mut self.owner_watches) {
             task.abort();
         }
@@ -188,14 +194,30 @@ impl Driver {
 
     fn feed(&mut self, input: Input) {
         if matches!(input, Input::Snapshot(_)) {
-            self.metrics.rebalances.fetch_add(1, Ordering::Relaxed);
+            self.metrics.group_reads.fetch_add(1, Ordering::Relaxed);
         }
         if matches!(input, Input::Session(SessionEvent::Expired)) {
             self.metrics.session_expirations.fetch_add(1, Ordering::Relaxed);
         }
         let now = self.epoch.elapsed();
-        for action in self.machine.handle(now, input) {
+        let actions = self.machine.handle(now, input);
+        if self.rebalance.is_none()
+            && actions.iter().any(|a| matches!(a, Action::Revoke(_) | Action::Claim { .. } | Action::Lost(_)))
+        {
+            let span = tracing::info_span!("rebalance", generation = self.machine.generation());
+            self.rebalance = Some((Instant::now(), span));
+        }
+        let span = self.rebalance.as_ref().map(|(_, s)| s.clone());
+        let _entered = span.as_ref().map(|s| s.enter());
+        for action in actions {
             self.execute(action);
+        }
+        if self.machine.is_settled() || self.machine.is_stopped() {
+            if let Some((started, span)) = self.rebalance.take() {
+                let took = started.elapsed();
+                self.metrics.rebalances.record(took);
+                span.in_scope(|| tracing::info!(?took, generation = self.machine.generation(), "rebalance done"));
+            }
         }
     }
 
@@ -360,7 +382,10 @@ impl Driver {
         let mut fresh = Vec::new();
         for (tp, slot) in &partitions {
             if !self.leases.contains_key(tp) {
-                let (l, h) = lease(tp.clone(), slot.clone(), generation);
+                let name = self.machine.held_owner_name(tp).expect("an assigned partition is held");
+                let owner_path = self.layout.owner_paths(tp, name).swap_remove(0);
+                let fence = Fence { session: self.session_epoch, owner_path };
+                let (l, h) = lease(tp.clone(), slot.clone(), generation, fence);
                 self.leases.insert(tp.clone(), h);
                 fresh.push(l);
             }

@@ -19,6 +19,16 @@ pub enum Ending {
     Lost,
 }
 
+/// What a commit made under a lease must still find true: the session that
+/// claimed the partition is the current one and its owner znode is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The driver's session number when the partition was claimed.
+    pub(crate) session: u64,
+    /// The owner znode (the first spelling, for pykafka's two).
+    pub(crate) owner_path: String,
+}
+
 /// The right to process one partition. Dropping it tells the group the
 /// application has let go.
 #[derive(Debug)]
@@ -26,6 +36,7 @@ pub struct Lease {
     tp: TopicPartition,
     slot: Slot,
     generation: u64,
+    fence: Fence,
     ending: watch::Receiver<Ending>,
     _held: oneshot::Sender<()>,
 }
@@ -44,6 +55,11 @@ impl Lease {
     /// The generation that granted it.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// What a fenced commit checks.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
     }
 
     /// How the lease stands now.
@@ -69,11 +85,11 @@ pub(crate) struct LeaseHandle {
     released: Option<oneshot::Receiver<()>>,
 }
 
-pub(crate) fn lease(tp: TopicPartition, slot: Slot, generation: u64) -> (Lease, LeaseHandle) {
+pub(crate) fn lease(tp: TopicPartition, slot: Slot, generation: u64, fence: Fence) -> (Lease, LeaseHandle) {
     let (ending_tx, ending_rx) = watch::channel(Ending::Held);
     let (held_tx, held_rx) = oneshot::channel();
     (
-        Lease { tp, slot, generation, ending: ending_rx, _held: held_tx },
+        Lease { tp, slot, generation, fence, ending: ending_rx, _held: held_tx },
         LeaseHandle { ending: ending_tx, released: Some(held_rx) },
     )
 }

@@ -46,7 +46,7 @@ use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
 pub use config::{GroupBuilder, GroupConfig};
-pub use lease::{Ending, Lease};
+pub use lease::{Ending, Fence, Lease};
 
 use crate::balance::{BalanceError, Balancer, ConfigError};
 use crate::ids::{MemberId, TopicPartition};
@@ -133,8 +133,11 @@ pub struct AssignmentView {
 /// Counters of one member.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Rebalance rounds (group reads acted on).
-    pub rebalances: AtomicU64,
+    /// Reads of the group acted on (watch-triggered, reconcile, retries).
+    pub group_reads: AtomicU64,
+    /// Rebalances: rounds that changed ownership, from the first revoke or
+    /// claim until settled, by duration.
+    pub rebalances: Histogram,
     /// Owner znode creations attempted.
     pub claims: AtomicU64,
     /// Claims that found the partition held and waited for its release.
@@ -151,11 +154,56 @@ pub struct Metrics {
     pub session_expirations: AtomicU64,
 }
 
+/// Upper bounds (ms) of the rebalance duration buckets; a last bucket holds
+/// the rest.
+pub const REBALANCE_BUCKETS_MS: [u64; 9] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+
+/// A duration histogram with fixed buckets ([`REBALANCE_BUCKETS_MS`]).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; 10],
+    sum_ms: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn record(&self, d: Duration) {
+        let ms = d.as_millis() as u64;
+        let i = REBALANCE_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(REBALANCE_BUCKETS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            sum_ms: self.sum_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A copy of a [`Histogram`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Counts per bucket of [`REBALANCE_BUCKETS_MS`], then the overflow.
+    pub buckets: [u64; 10],
+    /// Sum of all durations, ms.
+    pub sum_ms: u64,
+}
+
+impl HistogramSnapshot {
+    /// How many were recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
 /// A copy of [`Metrics`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub struct MetricsSnapshot {
-    pub rebalances: u64,
+    pub group_reads: u64,
+    pub rebalances: HistogramSnapshot,
     pub claims: u64,
     pub claim_waits: u64,
     pub claims_abandoned: u64,
@@ -169,7 +217,8 @@ impl Metrics {
     fn snapshot(&self) -> MetricsSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MetricsSnapshot {
-            rebalances: get(&self.rebalances),
+            group_reads: get(&self.group_reads),
+            rebalances: self.rebalances.snapshot(),
             claims: get(&self.claims),
             claim_waits: get(&self.claim_waits),
             claims_abandoned: get(&self.claims_abandoned),
@@ -203,6 +252,7 @@ pub struct GroupMember {
     metrics: Arc<Metrics>,
     task: Option<JoinHandle<()>>,
     stop_bound: Duration,
+    session: watch::Receiver<Option<(u64, Client)>>,
 }
 
 impl std::fmt::Debug for GroupMember {
@@ -239,6 +289,7 @@ impl GroupMember {
         let (view_tx, view_rx) = watch::channel(AssignmentView::default());
         let handshake = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::default());
+        let (session_tx, session_rx) = watch::channel(Some((0, zk.clone())));
         let layout = ops::Layout { group: cfg.group.clone(), flavour: balance.flavour, member: member.clone() };
         let stop_bound = cfg.revoke_timeout + balance.session_timeout * 2 + Duration::from_secs(5);
         let driver = driver::Driver {
@@ -261,6 +312,8 @@ impl GroupMember {
             stop_waiters: Vec::new(),
             heartbeat: None,
             session_epoch: 0,
+            session: session_tx,
+            rebalance: None,
         };
         let span = tracing::info_span!("group_member", member = %member);
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
@@ -273,6 +326,7 @@ impl GroupMember {
             metrics,
             task: Some(task),
             stop_bound,
+            session: session_rx,
         })
     }
 
@@ -293,6 +347,12 @@ impl GroupMember {
     /// The current assignment, updated as it changes.
     pub fn assignment(&self) -> watch::Receiver<AssignmentView> {
         self.view.clone()
+    }
+
+    /// The current session, numbered; `None` once the member stopped. A
+    /// commit fenced by a [`Fence`] runs only in the session it names.
+    pub(crate) fn sessions(&self) -> watch::Receiver<Option<(u64, Client)>> {
+        self.session.clone()
     }
 
     /// The member's counters.

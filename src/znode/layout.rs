@@ -34,6 +34,18 @@ impl fmt::Display for Flavour {
     }
 }
 
+impl std::str::FromStr for Flavour {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pykafka" => Ok(Flavour::Pykafka),
+            "scala" => Ok(Flavour::Scala),
+            other => Err(format!("unknown flavour {other:?} (pykafka or scala)")),
+        }
+    }
+}
+
 /// How the topic is spelled in a pykafka owner directory. pykafka on Python 3
 /// formats the topic's `bytes` into the path, so its directory is literally
 /// `b'<topic>'`; on Python 2 it is the plain name. Scala always uses `Plain`.

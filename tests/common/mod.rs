@@ -39,4 +39,5 @@ pub async fn within<T>(what: &str, limit: Duration, fut: impl Future<Output = T>
 pub fn ok<T>(r: Result<T, TestkitError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
+pub mod consumer;
 pub mod group;

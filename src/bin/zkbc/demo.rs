@@ -30,12 +30,14 @@ pub enum DemoError {
     Read(#[from] cluster::ReadError),
 }
 
-impl DemoError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DemoError::Testkit(TestkitError::ZooKeeperNotInstalled { .. }) => 69,
-            DemoError::Testkit(_) => 70,
-            DemoError::Read(_) => 75,
+impl From<DemoError> for crate::errors::CliError {
+    fn from(e: DemoError) -> Self {
+        use crate::errors::CliError;
+        match e {
+            DemoError::Testkit(TestkitError::ZooKeeperNotInstalled { .. }) => {
+                CliError::ZooKeeperNotInstalled(e.to_string())
+            }
+            other => CliError::Internal(other.to_string()),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `zkbc`: the zkbalance command-line tool.
 
+mod consume;
 mod demo;
+mod errors;
 mod sim;
 
 use std::process::ExitCode;
@@ -16,6 +18,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Consume a topic as a member of a balanced group; messages to stdout,
+    /// progress and lag to stderr. SIGINT/SIGTERM commit, release and exit 0.
+    Consume(consume::Args),
     /// Start a local cluster (a real ZooKeeper and a mock Kafka registered in
     /// it), produce messages, and show the cluster as read back from ZooKeeper.
     Demo(demo::Args),
@@ -49,7 +54,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => demo::run(args).await.map_err(errors::CliError::from),
+            Command::Consume(args) => consume::run(args).await,
             Command::Sim(_) => unreachable!("handled above"),
         }
     });

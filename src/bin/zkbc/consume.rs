@@ -1,0 +1,145 @@
+//! `zkbc consume`: a balanced group member printing what it consumes.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use zkbalance::consumer::{BalancedConsumer, ConsumerMetrics, Message};
+use zkbalance::offsets::{OffsetReset, OffsetStorage};
+use zkbalance::znode::Flavour;
+
+use crate::errors::CliError;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// ZooKeeper: HOST:PORT[,HOST:PORT...][/chroot].
+    #[arg(long)]
+    zookeeper: String,
+    /// Consumer group.
+    #[arg(long)]
+    group: String,
+    /// Topic to consume.
+    #[arg(long)]
+    topic: String,
+    /// Znode layout of the group: pykafka or scala.
+    #[arg(long, default_value = "pykafka")]
+    flavour: Flavour,
+    /// Where to start a partition with no committed offset: earliest or latest.
+    #[arg(long = "from", default_value = "earliest")]
+    from: OffsetReset,
+    /// Output: text (values, one per line) or json (key, value, partition, offset, timestamp).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Stop after this many messages (then commit, release and exit 0).
+    #[arg(long)]
+    max_messages: Option<u64>,
+    /// Where offsets are committed: zookeeper, kafka or dual (default: the flavour's).
+    #[arg(long)]
+    offset_storage: Option<OffsetStorage>,
+    /// Commit the acknowledged offsets every this many ms.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    commit_interval_ms: u64,
+    /// ZooKeeper session timeout, ms.
+    #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
+    session_timeout_ms: u64,
+    /// A static member id (a restart within the session timeout keeps its partitions).
+    #[arg(long)]
+    member_id: Option<String>,
+    /// Longest wait for ZooKeeper at start, ms.
+    #[arg(long, default_value_t = 10_000)]
+    connect_timeout_ms: u64,
+}
+
+fn json_bytes(b: Option<&[u8]>) -> serde_json::Value {
+    match b {
+        None => serde_json::Value::Null,
+        Some(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+fn print(out: &mut impl Write, m: &Message, json: bool) -> std::io::Result<()> {
+    if json {
+        let v = serde_json::json!({
+            "topic": m.topic().as_str(),
+            "partition": m.partition().0,
+            "offset": m.offset(),
+            "timestamp": m.timestamp(),
+            "key": json_bytes(m.key()),
+            "value": json_bytes(m.payload()),
+        });
+        writeln!(out, "{v}")
+    } else {
+        out.write_all(m.payload().unwrap_or_default())?;
+        out.write_all(b"\n")
+    }
+}
+
+fn status(m: &ConsumerMetrics, started: Instant) -> String {
+    let lag: u64 = m.partitions.iter().filter_map(|p| p.lag).sum();
+    format!(
+        "consumed {} ({:.0}/s), {} partitions, lag {lag}, rebalances {}, commits {}",
+        m.messages,
+        m.messages as f64 / started.elapsed().as_secs_f64().max(0.001),
+        m.partitions.len(),
+        m.group.rebalances.count(),
+        m.commits
+    )
+}
+
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let mut builder = BalancedConsumer::builder()
+        .zookeeper(&args.zookeeper)
+        .group(&args.group)
+        .topic(&args.topic)
+        .flavour(args.flavour)
+        .offset_reset(args.from)
+        .auto_commit(Some(Duration::from_millis(args.commit_interval_ms)))
+        .session_timeout(Duration::from_millis(args.session_timeout_ms))
+        .membership(|g| g.connect_timeout(Duration::from_millis(args.connect_timeout_ms)));
+    if let Some(s) = args.offset_storage {
+        builder = builder.offset_storage(s);
+    }
+    if let Some(id) = &args.member_id {
+        builder = builder.member_id(id);
+    }
+    let mut consumer = builder.start().await?;
+    let json = args.format == "json";
+    let live = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_secs(if live { 1 } else { 10 }));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::Internal(format!("cannot watch SIGTERM: {e}")))?;
+    let mut count = 0u64;
+    let stdout = std::io::stdout();
+    let result = loop {
+        if args.max_messages.is_some_and(|max| count >= max) {
+            break Ok(());
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = sigterm.recv() => break Ok(()),
+            _ = ticker.tick() => {
+                let line = status(&consumer.metrics(), started);
+                if live { eprint!("\r\x1b[2K{line}") } else { eprintln!("{line}") }
+            }
+            m = consumer.recv() => {
+                let Some(m) = m else { break Ok(()) };
+                // Acknowledged once written: a message is done when printed.
+                if let Err(e) = print(&mut stdout.lock(), &m, json) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        break Ok(());
+                    }
+                    break Err(CliError::Internal(format!("writing to stdout: {e}")));
+                }
+                m.ack();
+                count += 1;
+            }
+        }
+    };
+    let final_status = status(&consumer.metrics(), started);
+    consumer.stop().await?;
+    if live {
+        eprintln!();
+    }
+    eprintln!("{final_status}; stopped cleanly");
+    result
+}

@@ -1,0 +1,227 @@
+//! The consumer builder: group settings, offsets, buffer and Kafka client
+//! settings, all validated before anything connects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::assign::Strategy;
+use crate::balance::ConfigError;
+use crate::coord::{GroupBuilder, GroupConfig};
+use crate::offsets::{OffsetReset, OffsetStorage};
+use crate::znode::Flavour;
+
+use super::{BalancedConsumer, ConsumerError, RebalanceListener};
+
+/// librdkafka properties the consumer sets itself; overriding them would
+/// break its guarantees.
+const RESERVED: [&str; 5] =
+    ["group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof", "auto.offset.reset"];
+
+/// Builds a [`BalancedConsumer`].
+///
+/// Defaults: pykafka flavour with offsets in Kafka and `earliest` reset (as
+/// pykafka); Scala flavour with offsets in ZooKeeper and `latest` reset (as
+/// the Scala consumer); a buffer of 10,000 messages; auto-commit of the
+/// acknowledged low watermark every 5 s.
+#[derive(Clone)]
+pub struct ConsumerBuilder {
+    pub(crate) group: GroupBuilder,
+    flavour: Flavour,
+    storage: Option<OffsetStorage>,
+    reset: Option<OffsetReset>,
+    buffer: usize,
+    auto_commit: Option<Duration>,
+    bootstrap: Option<String>,
+    kafka: Vec<(String, String)>,
+    kafka_timeout: Duration,
+    listener: Option<Arc<dyn RebalanceListener>>,
+}
+
+impl std::fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerBuilder").field("group", &self.group).field("flavour", &self.flavour).finish()
+    }
+}
+
+impl Default for ConsumerBuilder {
+    fn default() -> Self {
+        ConsumerBuilder {
+            group: GroupBuilder::default(),
+            flavour: Flavour::Pykafka,
+            storage: None,
+            reset: None,
+            buffer: 10_000,
+            auto_commit: Some(Duration::from_secs(5)),
+            bootstrap: None,
+            kafka: Vec::new(),
+            kafka_timeout: Duration::from_secs(10),
+            listener: None,
+        }
+    }
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConsumerError {
+    ConsumerError::Config(ConfigError { setting, reason: reason.into() })
+}
+
+/// Validated settings.
+#[derive(Clone)]
+pub(crate) struct ConsumerConfig {
+    pub group: GroupConfig,
+    pub storage: OffsetStorage,
+    pub reset: OffsetReset,
+    pub buffer: usize,
+    pub auto_commit: Option<Duration>,
+    pub bootstrap: Option<String>,
+    pub kafka: Vec<(String, String)>,
+    pub kafka_timeout: Duration,
+    pub listener: Option<Arc<dyn RebalanceListener>>,
+}
+
+impl ConsumerBuilder {
+    /// The ZooKeeper connect string, `host:port[,host:port...][/chroot]`.
+    pub fn zookeeper(mut self, connect: impl Into<String>) -> Self {
+        self.group = self.group.zookeeper(connect);
+        self
+    }
+
+    /// The consumer group.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = self.group.group(group);
+        self
+    }
+
+    /// A topic to consume.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.group = self.group.topic(topic);
+        self
+    }
+
+    /// The group's layout and its defaults (offset storage, reset).
+    pub fn flavour(mut self, flavour: Flavour) -> Self {
+        self.flavour = flavour;
+        self.group = self.group.flavour(flavour);
+        self
+    }
+
+    /// The assignment strategy (default: the flavour's range).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.group = self.group.strategy(strategy);
+        self
+    }
+
+    /// A static member id: a restart within the session timeout keeps its
+    /// partitions.
+    pub fn member_id(mut self, id: impl Into<String>) -> Self {
+        self.group = self.group.member_id(id);
+        self
+    }
+
+    /// The ZooKeeper session timeout.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.group = self.group.session_timeout(timeout);
+        self
+    }
+
+    /// Any other group setting (claim backoff, revoke timeout, ...).
+    pub fn membership(mut self, f: impl FnOnce(GroupBuilder) -> GroupBuilder) -> Self {
+        self.group = f(self.group);
+        self
+    }
+
+    /// Where committed offsets live.
+    pub fn offset_storage(mut self, storage: OffsetStorage) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Where to start a partition with no committed offset.
+    pub fn offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.reset = Some(reset);
+        self
+    }
+
+    /// Messages fetched ahead of the application; fetching pauses when full.
+    pub fn buffer(mut self, messages: usize) -> Self {
+        self.buffer = messages;
+        self
+    }
+
+    /// Commit the acknowledged low watermark every `interval`; `None` to
+    /// commit only on [`BalancedConsumer::commit`], revoke and stop.
+    pub fn auto_commit(mut self, interval: Option<Duration>) -> Self {
+        self.auto_commit = interval;
+        self
+    }
+
+    /// Kafka brokers to bootstrap from (default: those registered in
+    /// ZooKeeper).
+    pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
+        self.bootstrap = Some(servers.into());
+        self
+    }
+
+    /// A librdkafka property for the fetching client (e.g.
+    /// `fetch.max.bytes`). The consumer's own properties are refused.
+    pub fn kafka_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.kafka.push((key.into(), value.into()));
+        self
+    }
+
+    /// Longest wait for a Kafka offset request.
+    pub fn kafka_timeout(mut self, timeout: Duration) -> Self {
+        self.kafka_timeout = timeout;
+        self
+    }
+
+    /// Callbacks around rebalances.
+    pub fn listener(mut self, listener: impl RebalanceListener) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    pub(crate) fn build(self) -> Result<ConsumerConfig, ConsumerError> {
+        let group = self.group.build()?;
+        if self.buffer == 0 {
+            return Err(invalid("buffer", "must hold at least one message"));
+        }
+        if self.auto_commit.is_some_and(|d| d.is_zero()) {
+            return Err(invalid("auto_commit", "the interval must be positive (None turns it off)"));
+        }
+        if self.kafka_timeout.is_zero() {
+            return Err(invalid("kafka_timeout", "must be positive"));
+        }
+        if let Some(b) = &self.bootstrap {
+            if b.split(',')
+                .any(|s| s.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
+            {
+                return Err(invalid("bootstrap_servers", format!("{b:?} is not host:port[,host:port...]")));
+            }
+        }
+        if let Some((k, _)) = self.kafka.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
+            return Err(invalid("kafka_property", format!("{k} is set by the consumer itself")));
+        }
+        Ok(ConsumerConfig {
+            group,
+            storage: self.storage.unwrap_or(match self.flavour {
+                Flavour::Pykafka => OffsetStorage::Kafka,
+                Flavour::Scala => OffsetStorage::Zookeeper,
+            }),
+            reset: self.reset.unwrap_or(match self.flavour {
+                Flavour::Pykafka => OffsetReset::Earliest,
+                Flavour::Scala => OffsetReset::Latest,
+            }),
+            buffer: self.buffer,
+            auto_commit: self.auto_commit,
+            bootstrap: self.bootstrap,
+            kafka: self.kafka,
+            kafka_timeout: self.kafka_timeout,
+            listener: self.listener,
+        })
+    }
+
+    /// Validates, connects, joins the group and starts fetching.
+    pub async fn start(self) -> Result<BalancedConsumer, ConsumerError> {
+        BalancedConsumer::start(self.build()?).await
+    }
+}

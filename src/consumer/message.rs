@@ -1,0 +1,67 @@
+//! A delivered message and its acknowledgement.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::metrics::Counters;
+use super::partition::{Acked, PartitionCell};
+use crate::ids::{PartitionId, TopicName, TopicPartition};
+
+/// One message, delivered once. Call [`Message::ack`] when its work is
+/// done: the committed offset of its partition never passes a message that
+/// was not acknowledged.
+#[derive(Debug)]
+pub struct Message {
+    pub(crate) offset: u64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) cell: Arc<PartitionCell>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Message {
+    /// Topic and partition.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.cell.tp
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &TopicName {
+        &self.cell.tp.topic
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> PartitionId {
+        self.cell.tp.partition
+    }
+
+    /// The offset.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The key, if any.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+
+    /// The value, if any (`None` for a tombstone).
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+
+    /// The timestamp in milliseconds since the epoch, if the broker set one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// Marks the message done. Acknowledging twice is harmless; an
+    /// acknowledgement after the partition was revoked and committed is
+    /// counted as late (the message will be delivered again elsewhere).
+    pub fn ack(&self) {
+        if self.cell.ack(self.offset) == Acked::Late {
+            self.counters.late_acks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The consumer users put in production: group membership over ZooKeeper,
+//! fetching with rdkafka, per-message acknowledgement, fenced commits.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), zkbalance::consumer::ConsumerError> {
+//! use zkbalance::consumer::BalancedConsumer;
+//!
+//! let mut consumer = BalancedConsumer::builder()
+//!     .zookeeper("127.0.0.1:2181/kafka")
+//!     .group("billing")
+//!     .topic("orders")
+//!     .start()
+//!     .await?;
+//! while let Some(message) = consumer.recv().await {
+//!     // ... work on message.payload() ...
+//!     message.ack();
+//! #   break;
+//! }
+//! consumer.stop().await?; // commits, releases, leaves: peers take over at once
+//! # Ok(()) }
+//! ```
+//!
+//! How a partition moves: on revoke the consumer stops delivering it (any
+//! fetched message of it still buffered is dropped), stops fetching it,
+//! waits (bounded) for the messages in hand to be acknowledged, commits the
+//! low watermark, and only then lets the group delete the owner znode. The
+//! next owner starts exactly there.
+
+mod blocking;
+mod config;
+mod control;
+mod message;
+mod metrics;
+mod partition;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rdkafka::consumer::Consumer as _;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use blocking::BlockingConsumer;
+pub use config::ConsumerBuilder;
+pub use message::Message;
+pub use metrics::{ConsumerMetrics, PartitionMetrics};
+
+use crate::balance::ConfigError;
+use crate::coord::{AssignmentView, CoordError, GroupMember};
+use crate::fetch::{bootstrap_from_zookeeper, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient};
+use crate::ids::{MemberId, TopicPartition};
+use crate::offsets::{Committer, KafkaOffsets, OffsetError, ZkOffsets};
+use config::ConsumerConfig;
+use control::Shared;
+use partition::PartitionCell;
+
+/// Why the consumer could not start, commit or stop.
+#[derive(Debug, Error)]
+pub enum ConsumerError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Joining or leaving the group failed.
+    #[error(transparent)]
+    Group(#[from] CoordError),
+    /// A topic is not registered in ZooKeeper.
+    #[error("topic {topic} does not exist (no /brokers/topics/{topic} in ZooKeeper)")]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+    },
+    /// No broker is registered in ZooKeeper and none was given.
+    #[error("no Kafka broker is registered in ZooKeeper at {connect}")]
+    NoBrokers {
+        /// The connect string.
+        connect: String,
+    },
+    /// Reading the cluster from ZooKeeper failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ReadError),
+    /// The Kafka client could not be created.
+    #[error("creating the Kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A commit failed.
+    #[error(transparent)]
+    Offset(#[from] OffsetError),
+    /// The fetch thread could not be started.
+    #[error("starting the fetch thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The blocking consumer's runtime could not be started.
+    #[error("starting the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Callbacks around rebalances. Called from the consumer's tasks: keep them
+/// short (a slow callback delays only its own partitions' hand-over).
+pub trait RebalanceListener: Send + Sync + 'static {
+    /// After these partitions were claimed and their fetching started.
+    fn on_assigned(&self, generation: u64, partitions: &[TopicPartition]) {
+        let _ = (generation, partitions);
+    }
+
+    /// A partition is being taken away: called before its final commit and
+    /// before its owner znode is released.
+    fn on_revoked(&self, partitions: &[TopicPartition]) {
+        let _ = partitions;
+    }
+}
+
+/// A member of a balanced consumer group. See the [module docs](self).
+pub struct BalancedConsumer {
+    member: Option<GroupMember>,
+    shared: Arc<Shared>,
+    incoming: mpsc::UnboundedReceiver<Vec<Fetched<Arc<PartitionCell>>>>,
+    pending: VecDeque<Fetched<Arc<PartitionCell>>>,
+    buffered: Arc<AtomicUsize>,
+    fetch_stats: Arc<FetchStats>,
+    client: Arc<KafkaClient>,
+    view: watch::Receiver<AssignmentView>,
+    control: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BalancedConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BalancedConsumer").field("member", &self.member).finish()
+    }
+}
+
+impl BalancedConsumer {
+    /// A builder.
+    pub fn builder() -> ConsumerBuilder {
+        ConsumerBuilder::default()
+    }
+
+    async fn start(cfg: ConsumerConfig) -> Result<BalancedConsumer, ConsumerError> {
+        let g = &cfg.group;
+        let zk = crate::coord::connect(&g.zookeeper, g.balance.session_timeout, g.connect_timeout).await?;
+        for topic in g.topics.keys() {
+            let path = crate::znode::layout::topic(topic);
+            match zk.check_stat(&path).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(ConsumerError::UnknownTopic { topic: topic.to_string() }),
+                Err(zookeeper_client::Error::NoNode) => {
+                    return Err(CoordError::BadChroot { connect: g.zookeeper.clone() }.into())
+                }
+                Err(source) => return Err(crate::cluster::ReadError { path, source }.into()),
+            }
+        }
+        let bootstrap = match &cfg.bootstrap {
+            Some(b) => b.clone(),
+            None => bootstrap_from_zookeeper(&zk)
+                .await?
+                .ok_or_else(|| ConsumerError::NoBrokers { connect: g.zookeeper.clone() })?,
+        };
+        drop(zk);
+        let settings = ClientSettings {
+            bootstrap,
+            group: g.group.clone(),
+            reset: cfg.reset,
+            prefetch: cfg.buffer.clamp(100, 100_000),
+            overrides: cfg.kafka.clone(),
+        };
+        let client = Arc::new(kafka_client(&settings)?);
+        let mut member = GroupMember::join(cfg.group.clone()).await?;
+        let events = member.events();
+        let view = member.assignment();
+        let counters = Arc::new(metrics::Counters::default());
+        let committer = Committer {
+            storage: cfg.storage,
+            zk: ZkOffsets { group: cfg.group.group.clone(), sessions: member.sessions() },
+            kafka: KafkaOffsets { client: Arc::clone(&client), timeout: cfg.kafka_timeout },
+        };
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let fetch_stats = Arc::new(FetchStats::default());
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let fetcher =
+            Fetcher::spawn(Arc::clone(&client), cfg.buffer, Arc::clone(&buffered), out_tx, Arc::clone(&fetch_stats))
+                .map_err(ConsumerError::Thread)?;
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), commit_rx));
+        let shared = Arc::new(Shared {
+            cells: Default::default(),
+            counters,
+            fetcher,
+            committer,
+            commits: commit_tx,
+            reset: cfg.reset,
+            listener: cfg.listener.clone(),
+            ack_wait: cfg.group.revoke_timeout / 2,
+        });
+        let span = tracing::info_span!("consumer", member = %member.id());
+        let control = tokio::spawn(tracing::Instrument::instrument(
+            control::run(Arc::clone(&shared), events, cfg.auto_commit),
+            span,
+        ));
+        Ok(BalancedConsumer {
+            member: Some(member),
+            shared,
+            incoming: out_rx,
+            pending: VecDeque::new(),
+            buffered,
+            fetch_stats,
+            client,
+            view,
+            control: Some(control),
+        })
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> Option<&MemberId> {
+        self.member.as_ref().map(GroupMember::id)
+    }
+
+    /// The current assignment, updated as it changes.
+    pub fn assignment(&self) -> watch::Receiver<AssignmentView> {
+        self.view.clone()
+    }
+
+    /// The next message; `None` once the consumer stopped. Cancel-safe.
+    /// Delivery waits while the ZooKeeper session is unconfirmed; messages
+    /// of partitions revoked or lost meanwhile are dropped, never delivered.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            if self.view.borrow().suspended {
+                if self.view.changed().await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            let Some(f) = self.pending.pop_front() else {
+                tokio::select! {
+                    batch = self.incoming.recv() => self.pending.extend(batch?),
+                    // A suspension stops delivery even while waiting.
+                    changed = self.view.changed() => if changed.is_err() { return None },
+                }
+                continue;
+            };
+            self.buffered.fetch_sub(1, Ordering::AcqRel);
+            let Ok(offset) = u64::try_from(f.offset) else { continue };
+            if !f.tag.deliver(offset) {
+                self.shared.counters.dropped_revoked.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let counters = &self.shared.counters;
+            counters.messages.fetch_add(1, Ordering::Relaxed);
+            let bytes = f.payload.as_ref().map_or(0, Vec::len) + f.key.as_ref().map_or(0, Vec::len);
+            counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            return Some(Message {
+                offset,
+                key: f.key,
+                payload: f.payload,
+                timestamp: f.timestamp,
+                cell: f.tag,
+                counters: Arc::clone(counters),
+            });
+        }
+    }
+
+    /// The messages as a `Stream`.
+    pub fn stream(&mut self) -> impl futures_core::Stream<Item = Message> + '_ {
+        futures_util::stream::unfold(self, |c| async move { c.recv().await.map(|m| (m, c)) })
+    }
+
+    /// Stops fetching these partitions until [`resume`](Self::resume)d
+    /// (ownership is unaffected). Their prefetched messages are discarded
+    /// and fetched again on resume.
+    pub fn pause(&self, partitions: &[TopicPartition]) {
+        self.shared.fetcher.pause(partitions.to_vec());
+    }
+
+    /// Resumes fetching paused partitions from where delivery stopped.
+    pub fn resume(&self, partitions: &[TopicPartition]) {
+        self.shared.fetcher.resume(partitions.to_vec());
+    }
+
+    /// Commits every owned partition's acknowledged low watermark now.
+    pub async fn commit(&self) -> Result<(), ConsumerError> {
+        Ok(self.shared.commit_all().await?)
+    }
+
+    /// A snapshot of the counters, offsets and lag.
+    pub fn metrics(&self) -> ConsumerMetrics {
+        let mut m = ConsumerMetrics::default();
+        self.shared.counters.fill(&mut m);
+        if let Some(member) = &self.member {
+            m.group = member.metrics();
+        }
+        m.fetch_errors = self.fetch_stats.fetch_errors.load(Ordering::Relaxed);
+        m.backpressure_pauses = self.fetch_stats.backpressure_pauses.load(Ordering::Relaxed);
+        m.buffered = self.buffered.load(Ordering::Relaxed);
+        let cells: Vec<_> = self.shared.cells.lock().values().cloned().collect();
+        m.partitions = cells
+            .iter()
+            .filter(|c| !c.is_closed())
+            .map(|c| {
+                let (committed, acknowledged) = c.offsets();
+                let log_end = self.client.context().log_end(&c.tp);
+                let lag = log_end.zip(committed).map(|(e, c)| e.saturating_sub(c));
+                PartitionMetrics { topic_partition: c.tp.clone(), committed, acknowledged, log_end, lag }
+            })
+            .collect();
+        m
+    }
+
+    /// Leaves cleanly: every partition is revoked (messages in hand get the
+    /// revoke timeout to be acknowledged), committed and released, the
+    /// member znode deleted and the session closed — peers take over at
+    /// once, exactly at the committed offsets.
+    pub async fn stop(mut self) -> Result<(), ConsumerError> {
+        if let Some(member) = self.member.take() {
+            member.stop().await?;
+        }
+        if let Some(control) = self.control.take() {
+            let _ = control.await;
+        }
+        let shared = Arc::clone(&self.shared);
+        let _ = tokio::task::spawn_blocking(move || shared.fetcher.stop()).await;
+        Ok(())
+    }
+}
+
+impl Drop for BalancedConsumer {
+    /// Without [`BalancedConsumer::stop`] the member still leaves (its group
+    /// member is dropped, which stops it) and the fetch thread ends.
+    fn drop(&mut self) {
+        self.shared.fetcher.stop_soon();
+    }
+}

@@ -1,0 +1,143 @@
+//! One owned partition as the consumer sees it, for one lease: whether its
+//! messages may still be delivered, and what was acknowledged.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::coord::Fence;
+use crate::ids::TopicPartition;
+use crate::offsets::AckWindow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Delivering.
+    Active,
+    /// Revoked: nothing more is delivered; acks of messages in hand still
+    /// count, so the commit on revoke includes them.
+    Revoking,
+    /// Done: the last commit happened (or the partition was lost).
+    Closed,
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    /// Created at the first delivery when the start offset was unknown
+    /// (no committed offset: librdkafka resolves earliest/latest).
+    window: Option<AckWindow>,
+    committed: Option<u64>,
+}
+
+/// What became of an acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acked {
+    Counted,
+    /// After the partition's last commit: it will be redelivered elsewhere.
+    Late,
+}
+
+/// Shared by the fetcher's tags, the messages and the partition's task.
+/// Its lock is held only for a few field updates, never across an await.
+#[derive(Debug)]
+pub(crate) struct PartitionCell {
+    pub tp: TopicPartition,
+    pub fence: Fence,
+    state: Mutex<State>,
+    idle: Notify,
+}
+
+impl PartitionCell {
+    pub fn new(tp: TopicPartition, fence: Fence, start: Option<u64>) -> Self {
+        let state = State { phase: Phase::Active, window: start.map(AckWindow::new), committed: start };
+        PartitionCell { tp, fence, state: Mutex::new(state), idle: Notify::new() }
+    }
+
+    /// Records the delivery of `offset` if the partition is still active
+    /// and the offset moves forward; false means drop the message.
+    pub fn deliver(&self, offset: u64) -> bool {
+        let mut s = self.state.lock();
+        if s.phase != Phase::Active {
+            return false;
+        }
+        s.window.get_or_insert_with(|| AckWindow::new(offset)).deliver(offset).is_ok()
+    }
+
+    pub fn ack(&self, offset: u64) -> Acked {
+        let mut s = self.state.lock();
+        if s.phase == Phase::Closed {
+            return Acked::Late;
+        }
+        let revoking = s.phase == Phase::Revoking;
+        let idle = match s.window.as_mut() {
+            Some(w) => {
+                if let Err(e) = w.ack(offset) {
+                    tracing::debug!(tp = %self.tp, error = %e, "acknowledgement ignored");
+                }
+                w.is_idle()
+            }
+            None => true,
+        };
+        drop(s);
+        if revoking && idle {
+            self.idle.notify_waiters();
+        }
+        Acked::Counted
+    }
+
+    pub fn begin_revoke(&self) {
+        let mut s = self.state.lock();
+        if s.phase == Phase::Active {
+            s.phase = Phase::Revoking;
+        }
+    }
+
+    pub fn close(&self) {
+        self.state.lock().phase = Phase::Closed;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().phase == Phase::Closed
+    }
+
+    fn is_idle(&self) -> bool {
+        self.state.lock().window.as_ref().is_none_or(AckWindow::is_idle)
+    }
+
+    /// Waits until every delivered message is acknowledged, at most `within`;
+    /// false if some were still outstanding.
+    pub async fn wait_idle(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_idle() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.is_idle();
+            }
+        }
+    }
+
+    /// The offset to commit, if it moved past the last commit and the
+    /// partition is still ours.
+    pub fn to_commit(&self) -> Option<u64> {
+        let s = self.state.lock();
+        let wm = s.window.as_ref()?.low_watermark();
+        (s.phase != Phase::Closed && s.committed.is_none_or(|c| wm > c)).then_some(wm)
+    }
+
+    pub fn committed(&self, offset: u64) {
+        let mut s = self.state.lock();
+        s.committed = Some(s.committed.map_or(offset, |c| c.max(offset)));
+    }
+
+    /// (committed, position): the last commit, and the low watermark.
+    pub fn offsets(&self) -> (Option<u64>, Option<u64>) {
+        let s = self.state.lock();
+        (s.committed, s.window.as_ref().map(AckWindow::low_watermark))
+    }
+}

@@ -1,0 +1,115 @@
+//! The rdkafka client: its configuration, its context (statistics feed the
+//! lag metric), and brokers bootstrapped from their ZooKeeper registrations.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+
+use crate::ids::{GroupId, TopicPartition};
+use crate::offsets::OffsetReset;
+
+/// librdkafka's callbacks: logs into `tracing`, statistics into the
+/// per-partition log end offsets.
+#[derive(Default)]
+pub struct FetchContext {
+    log_end: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl FetchContext {
+    /// The log end offset (high watermark) of `tp` from the latest statistics.
+    pub fn log_end(&self, tp: &TopicPartition) -> Option<u64> {
+        let key = (tp.topic.as_str().to_owned(), tp.partition.0);
+        self.log_end.lock().get(&key).and_then(|&o| u64::try_from(o).ok())
+    }
+}
+
+impl ClientContext for FetchContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut log_end = self.log_end.lock();
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition >= 0 && p.hi_offset >= 0 {
+                    log_end.insert((topic.clone(), partition), p.hi_offset);
+                }
+            }
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::warn!(target: "librdkafka", fac, "{message}")
+            }
+            _ => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Transient broker errors are expected during broker outages; the
+        // fetch error counter and the log carry them.
+        tracing::debug!(target: "librdkafka", error = %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for FetchContext {}
+
+/// The consumer the fetcher polls and the Kafka committer commits through.
+pub(crate) type KafkaClient = BaseConsumer<FetchContext>;
+
+/// What the rdkafka client is built from.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSettings {
+    pub bootstrap: String,
+    pub group: GroupId,
+    pub reset: OffsetReset,
+    /// Messages librdkafka keeps queued per partition.
+    pub prefetch: usize,
+    /// Applied last: any librdkafka property.
+    pub overrides: Vec<(String, String)>,
+}
+
+pub(crate) fn kafka_client(s: &ClientSettings) -> Result<KafkaClient, KafkaError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &s.bootstrap)
+        // Needed for OffsetCommit/OffsetFetch; no Kafka group membership is
+        // used (assignment is ours).
+        .set("group.id", s.group.as_str())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match s.reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+                OffsetReset::Error => "error",
+            },
+        )
+        // librdkafka backs off a full second once its prefetch queue fills
+        // (`fetch.queue.backoff.ms`); our own buffer bounds memory, so a
+        // short backoff keeps throughput without unbounded prefetch.
+        .set("fetch.queue.backoff.ms", "10")
+        .set("statistics.interval.ms", "1000")
+        // librdkafka's prefetch per partition: the second stage of the
+        // buffer, so stopping polls stops fetching soon.
+        .set("queued.min.messages", s.prefetch.to_string())
+        .set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in &s.overrides {
+        cfg.set(k, v);
+    }
+    cfg.create_with_context(FetchContext::default())
+}
+
+/// `host:port,...` of the brokers registered in ZooKeeper, for
+/// `bootstrap.servers`; `None` when none is registered.
+pub(crate) async fn bootstrap_from_zookeeper(
+    zk: &zookeeper_client::Client,
+) -> Result<Option<String>, crate::cluster::ReadError> {
+    let view = crate::cluster::read(zk).await?;
+    let servers = view.bootstrap_servers();
+    Ok((!servers.is_empty()).then_some(servers))
+}

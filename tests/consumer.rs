@@ -1,0 +1,242 @@
+//! The consumer against a real ZooKeeper and the mock Kafka cluster.
+
+mod common;
+
+use std::time::Duration;
+
+use common::consumer::{consumer, Ledger, Running};
+use common::group::topic_cluster;
+use common::within;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_joining_and_leaving_mid_stream_deliver_every_message_exactly_once() {
+    let (zk, mut kafka) = topic_cluster("stream", 12).await;
+    let connect = zk.connect_string();
+    let ledger = Ledger::default();
+    let start = |name: &str| {
+        let (connect, ledger) = (connect.clone(), ledger.clone());
+        let name = name.to_owned();
+        async move {
+            let c = consumer(&connect, "eo", "stream").start().await.expect("start a consumer");
+            Running::spawn(&name, c, ledger, "stream")
+        }
+    };
+    let a = start("a").await;
+    let b = start("b").await;
+    let mut total = 0;
+    let mut produce = async |n: u64| {
+        kafka.produce_generated("stream", n, 100).await.expect("produce");
+        total += n;
+        total
+    };
+    let t = produce(25_000).await;
+    ledger.wait_for(t * 4 / 5, Duration::from_secs(30)).await;
+    let c = start("c").await;
+    let t = produce(25_000).await;
+    ledger.wait_for(t * 4 / 5, Duration::from_secs(30)).await;
+    let a_metrics = a.stop().await;
+    let t = produce(25_000).await;
+    ledger.wait_for(t * 4 / 5, Duration::from_secs(30)).await;
+    let d = start("d").await;
+    let t = produce(25_000).await;
+    ledger.wait_for(t, Duration::from_secs(30)).await;
+    let mut metrics = vec![a_metrics];
+    for r in [b, c, d] {
+        metrics.push(r.stop().await);
+    }
+    let duplicates = ledger.duplicates();
+    assert!(ledger.missing(t).is_empty(), "lost messages: {:?}", &ledger.missing(t)[..10.min(ledger.missing(t).len())]);
+    assert!(
+        duplicates.is_empty(),
+        "{} messages delivered twice, e.g. {:?}",
+        duplicates.len(),
+        &duplicates[..3.min(duplicates.len())]
+    );
+    let delivered: u64 = metrics.iter().map(|m| m.messages).sum();
+    assert_eq!(delivered, 100_000, "each message delivered once across the group");
+    assert!(metrics.iter().all(|m| m.late_acks == 0 && m.unacked_at_revoke == 0), "{metrics:#?}");
+    assert!(metrics.iter().all(|m| m.commit_failures == 0), "{metrics:#?}");
+    eprintln!(
+        "100,000 messages over 4 members: rebalances {:?}, dropped after revoke {}",
+        metrics.iter().map(|m| m.group.rebalances.count()).collect::<Vec<_>>(),
+        metrics.iter().map(|m| m.dropped_revoked).sum::<u64>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_handler_with_a_tiny_buffer_pauses_fetching_and_never_rebalances() {
+    let (zk, mut kafka) = topic_cluster("slow", 4).await;
+    kafka.produce_generated("slow", 2_000, 100).await.expect("produce");
+    let mut c = consumer(&zk.connect_string(), "slow", "slow").buffer(8).start().await.expect("start");
+    let ledger = Ledger::default();
+    // The handler hands messages to a worker through a queue of 4 and blocks
+    // when it is full; the worker takes 2 ms a message, so consuming all
+    // takes twice the 2 s session timeout.
+    let (queue, mut work) = tokio::sync::mpsc::channel::<zkbalance::consumer::Message>(4);
+    let worker_ledger = ledger.clone();
+    let worker = tokio::spawn(async move {
+        while let Some(m) = work.recv().await {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            worker_ledger.record("slow", "slow", &m);
+            m.ack();
+        }
+    });
+    let first = within("the first message", Duration::from_secs(10), c.recv()).await.expect("a message");
+    let generation = c.assignment().borrow().generation;
+    queue.send(first).await.expect("worker alive");
+    let started = std::time::Instant::now();
+    let mut max_buffered = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut received = 1;
+    while received < 2_000 {
+        assert!(tokio::time::Instant::now() < deadline, "only {} of 2000 consumed in 60 s", ledger.distinct());
+        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), c.recv()).await else {
+            panic!("no message within 10 s after {}", ledger.distinct());
+        };
+        queue.send(m).await.expect("worker alive");
+        received += 1;
+        max_buffered = max_buffered.max(c.metrics().buffered);
+    }
+    drop(queue);
+    worker.await.unwrap();
+    ledger.wait_for(2_000, Duration::from_secs(5)).await;
+    let m = c.metrics();
+    assert!(ledger.duplicates().is_empty(), "duplicates: {:?}", ledger.duplicates().len());
+    assert!(m.backpressure_pauses > 0, "fetching must have paused: {m:#?}");
+    // The buffer bound holds up to one poll's overshoot.
+    assert!(max_buffered <= 8, "buffered {max_buffered} > 8");
+    assert_eq!(m.group.rebalances.count(), 1, "only the initial assignment: {m:#?}");
+    assert_eq!(m.group.session_expirations + m.group.partitions_lost, 0, "{m:#?}");
+    assert_eq!(c.assignment().borrow().generation, generation, "the assignment never changed");
+    eprintln!(
+        "slow handler: 2000 messages in {:.1} s, {} backpressure pauses, max buffered {max_buffered}",
+        started.elapsed().as_secs_f64(),
+        m.backpressure_pauses
+    );
+    c.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unacknowledged_message_holds_back_only_itself_and_what_follows() {
+    let (zk, mut kafka) = topic_cluster("batch", 1).await;
+    kafka.produce_generated("batch", 500, 100).await.expect("produce");
+    let connect = zk.connect_string();
+    let mut first = consumer(&connect, "lw", "batch").auto_commit(None).start().await.expect("start");
+    let mut held = None;
+    for i in 0..500u64 {
+        let m = within("a message", Duration::from_secs(10), first.recv()).await.expect("a message");
+        assert_eq!(m.offset(), i);
+        if i == 123 {
+            held = Some(m); // never acknowledged
+        } else {
+            m.ack();
+        }
+    }
+    first.commit().await.expect("commit");
+    let committed = first.metrics().partitions[0].committed;
+    assert_eq!(committed, Some(123), "the low watermark stops at the unacknowledged message");
+    let stopped = first.metrics();
+    first.stop().await.expect("stop");
+    drop(held);
+    assert_eq!(stopped.commit_failures, 0);
+
+    let mut second = consumer(&connect, "lw", "batch").start().await.expect("restart");
+    let mut offsets = Vec::new();
+    while offsets.len() < 377 {
+        let m = within("a redelivered message", Duration::from_secs(10), second.recv()).await.expect("a message");
+        offsets.push(m.offset());
+        m.ack();
+    }
+    assert_eq!(offsets, (123..500).collect::<Vec<_>>(), "redelivered from the low watermark on, not the batch");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), second.recv()).await.is_err(),
+        "nothing before offset 123 is delivered again"
+    );
+    eprintln!("redelivered {} of 500 after one unacknowledged message", offsets.len());
+    second.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_hands_partitions_over_at_once_at_the_committed_offsets() {
+    use zkbalance::znode::{layout, Codec, Flavour, ZkOffset};
+    let (zk, mut kafka) = topic_cluster("handover", 6).await;
+    kafka.produce_generated("handover", 6_000, 100).await.expect("produce");
+    let connect = zk.connect_string();
+    let scala = |group: &str| {
+        consumer(&connect, group, "handover").flavour(Flavour::Scala).offset_reset("earliest".parse().unwrap())
+    };
+    let ledger = Ledger::default();
+    // A is slow (1 ms a message), so it still has work when it stops.
+    let a = scala("ho").start().await.expect("start a");
+    let (a_id, a_view) = (a.id().expect("joined").clone(), a.assignment());
+    let a = Running::paced("a", a, ledger.clone(), "handover", Duration::from_millis(1));
+    let b = scala("ho").start().await.expect("start b");
+    let b_view = b.assignment();
+    let b = Running::spawn("b", b, ledger.clone(), "handover");
+    let observer = zkbalance::testkit::connect(&connect, Duration::from_secs(6)).await.expect("observer");
+    ledger.wait_for(300, Duration::from_secs(20)).await;
+    within("A and B to split the partitions", Duration::from_secs(10), async {
+        while a_view.borrow().partitions.len() != 3 || b_view.borrow().partitions.len() != 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    within("A to get going on its partitions", Duration::from_secs(20), async {
+        while ledger.all().iter().filter(|(_, d)| d.who == "a").count() < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let a_parts = a_view.borrow().partitions.clone();
+    let mark = ledger.deliveries();
+    let started = std::time::Instant::now();
+    let mut b_watch = b_view.clone();
+    let (a_metrics, took) = tokio::join!(a.stop(), async {
+        within("B to own A's partitions", Duration::from_secs(1), b_watch.wait_for(|v| v.partitions.len() == 6))
+            .await
+            .unwrap();
+        started.elapsed()
+    });
+    assert_eq!(a_metrics.commit_failures, 0);
+    // The committed offsets A left in ZooKeeper (Scala layout).
+    let g = zkbalance::GroupId::new("ho").unwrap();
+    let mut committed = std::collections::BTreeMap::new();
+    for tp in &a_parts {
+        let path = layout::offset(&g, &tp.topic, tp.partition);
+        // A partition A never delivered from has nothing to commit: the
+        // next owner starts it at the reset point (earliest, 0).
+        let offset = match observer.get_data(&path).await {
+            Ok((bytes, _)) => ZkOffset::decode(&path, &bytes).expect("a decimal offset").0,
+            Err(zookeeper_client::Error::NoNode) => 0,
+            Err(e) => panic!("reading {path}: {e}"),
+        };
+        committed.insert(tp.partition.0, offset);
+    }
+    assert!(committed.values().any(|&o| o > 0), "A committed what it consumed: {committed:?}");
+    assert!(committed.values().all(|&o| o < 1_000), "A stopped mid-stream: {committed:?}");
+    // Nothing of A's remains.
+    let member_path = layout::member(&g, &a_id);
+    assert_eq!(observer.check_stat(&member_path).await.expect("stat"), None, "{member_path} remains");
+    let owners_dir =
+        layout::owner_dir(&g, &zkbalance::TopicName::new("handover").unwrap(), zkbalance::znode::TopicSpelling::Plain);
+    for child in observer.list_children(&owners_dir).await.expect("owners") {
+        let (data, _) = observer.get_data(&format!("{owners_dir}/{child}")).await.expect("owner");
+        assert!(!String::from_utf8_lossy(&data).starts_with(a_id.as_str()), "owner znode {child} of A remains");
+    }
+    ledger.wait_for(6_000, Duration::from_secs(20)).await;
+    let b_metrics = b.stop().await;
+    // B resumed each of A's partitions exactly at A's committed offset.
+    for (p, offset) in &committed {
+        let first = ledger
+            .all()
+            .into_iter()
+            .filter(|(_, d)| d.who == "b" && d.partition == *p && d.index >= mark)
+            .map(|(_, d)| d.offset)
+            .min();
+        assert_eq!(first, Some(*offset), "partition {p}: B's first offset after the hand-over");
+    }
+    assert!(ledger.duplicates().is_empty(), "duplicates: {:?}", ledger.duplicates());
+    assert!(ledger.missing(6_000).is_empty());
+    assert_eq!(b_metrics.commit_failures, 0);
+    eprintln!("stop: B owned A's partitions {took:?} after stop() began; resumed at {committed:?}");
+}
