@@ -4,11 +4,18 @@
 //! the same groups as pykafka's `BalancedConsumer` and Kafka's Scala
 //! `ZookeeperConsumerConnector`: same znodes, same payloads, same assignment.
 //!
-//! This release holds the foundation: typed ids ([`ids`]), the ZooKeeper
-//! layout and its strict codecs ([`znode`]), a reader of the cluster as
-//! ZooKeeper describes it ([`cluster`]), and — behind the `testkit` feature —
-//! a private real ZooKeeper and a mock Kafka cluster registered in it the way
-//! ZooKeeper-mode brokers register (`testkit`).
+//! - [`consumer`]: the [`BalancedConsumer`](consumer::BalancedConsumer) —
+//!   fetching with rdkafka, per-message acknowledgement with the
+//!   low-watermark rule, fenced commits to ZooKeeper and/or Kafka,
+//!   backpressure that never stalls coordination, metrics.
+//! - [`coord`]: group membership over ZooKeeper without Kafka — assignment
+//!   events and leases on partitions, for your own worker pools.
+//! - [`balance`] (the sans-IO rebalance state machine), [`assign`]
+//!   (pykafka/Scala range and round-robin, sticky), [`sim`] (a deterministic
+//!   simulator of the same machine), [`znode`] (strict codecs of every
+//!   znode), [`cluster`] (the cluster as ZooKeeper describes it), [`offsets`].
+//! - behind the `testkit` feature, a private real ZooKeeper and a mock Kafka
+//!   cluster registered in it the way ZooKeeper-mode brokers register.
 //!
 //! ```
 //! use zkbalance::ids::{GroupId, TopicName};
@@ -32,6 +39,7 @@ pub mod consumer;
 pub mod coord;
 pub(crate) mod fetch;
 pub mod ids;
+pub mod inspect;
 pub mod offsets;
 pub mod sim;
 pub mod znode;
@@ -51,4 +59,6 @@ mod doc_snippets {
     struct Readme;
     #[doc = include_str!("../docs/coordination.md")]
     struct Coordination;
+    #[doc = include_str!("../docs/consumer.md")]
+    struct Consumer;
 }

@@ -171,7 +171,7 @@ async fn partition(shared: Arc<Shared>, mut lease: Lease, ready: oneshot::Sender
                     return;
                 }
             };
-            let cell = Arc::new(PartitionCell::new(tp.clone(), lease.fence().clone(), start));
+            let cell = Arc::new(PartitionCell::new(tp.clone(), lease.fence().clone(), start, Arc::clone(&shared.counters)));
             shared.cells.lock().insert(tp.clone(), Arc::clone(&cell));
             shared.fetcher.assign(vec![(tp.clone(), offset, Arc::clone(&cell))]);
             tracing::debug!(?offset, "fetching");

@@ -1,10 +1,10 @@
 //! A delivered message and its acknowledgement.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::metrics::Counters;
-use super::partition::{Acked, PartitionCell};
+use bytes::Bytes;
+
+use super::partition::PartitionCell;
 use crate::ids::{PartitionId, TopicName, TopicPartition};
 
 /// One message, delivered once. Call [`Message::ack`] when its work is
@@ -13,11 +13,10 @@ use crate::ids::{PartitionId, TopicName, TopicPartition};
 #[derive(Debug)]
 pub struct Message {
     pub(crate) offset: u64,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) key: Option<Bytes>,
+    pub(crate) payload: Option<Bytes>,
     pub(crate) timestamp: Option<i64>,
     pub(crate) cell: Arc<PartitionCell>,
-    pub(crate) counters: Arc<Counters>,
 }
 
 impl Message {
@@ -60,8 +59,6 @@ impl Message {
     /// acknowledgement after the partition was revoked and committed is
     /// counted as late (the message will be delivered again elsewhere).
     pub fn ack(&self) {
-        if self.cell.ack(self.offset) == Acked::Late {
-            self.counters.late_acks.fetch_add(1, Ordering::Relaxed);
-        }
+        self.cell.ack(self.offset);
     }
 }

@@ -7,8 +7,6 @@ use crate::ids::TopicPartition;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub messages: AtomicU64,
-    pub bytes: AtomicU64,
     pub dropped_revoked: AtomicU64,
     pub late_acks: AtomicU64,
     pub commits: AtomicU64,
@@ -72,8 +70,6 @@ pub struct ConsumerMetrics {
 impl Counters {
     pub fn fill(&self, m: &mut ConsumerMetrics) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        m.messages = get(&self.messages);
-        m.bytes = get(&self.bytes);
         m.dropped_revoked = get(&self.dropped_revoked);
         m.late_acks = get(&self.late_acks);
         m.commits = get(&self.commits);

@@ -49,7 +49,9 @@ pub use metrics::{ConsumerMetrics, PartitionMetrics};
 
 use crate::balance::ConfigError;
 use crate::coord::{AssignmentView, CoordError, GroupMember};
-use crate::fetch::{bootstrap_from_zookeeper, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient};
+use crate::fetch::{
+    bootstrap_from_zookeeper, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient, Run,
+};
 use crate::ids::{MemberId, TopicPartition};
 use crate::offsets::{Committer, KafkaOffsets, OffsetError, ZkOffsets};
 use config::ConsumerConfig;
@@ -113,8 +115,15 @@ pub trait RebalanceListener: Send + Sync + 'static {
 pub struct BalancedConsumer {
     member: Option<GroupMember>,
     shared: Arc<Shared>,
-    incoming: mpsc::UnboundedReceiver<Vec<Fetched<Arc<PartitionCell>>>>,
-    pending: VecDeque<Fetched<Arc<PartitionCell>>>,
+    incoming: mpsc::UnboundedReceiver<Vec<Run<Arc<PartitionCell>>>>,
+    /// Runs taken from the channel: (partition, the rest of its messages).
+    pending: VecDeque<(Arc<PartitionCell>, std::vec::IntoIter<Fetched>)>,
+    /// Messages taken from `pending` and not yet subtracted from `buffered`
+    /// (subtracted in chunks: the counter is shared with the fetch thread).
+    taken: usize,
+    /// Delivered messages and bytes: counted here, not in shared atomics,
+    /// on the hot path.
+    delivered: (u64, u64),
     buffered: Arc<AtomicUsize>,
     fetch_stats: Arc<FetchStats>,
     client: Arc<KafkaClient>,
@@ -155,13 +164,8 @@ impl BalancedConsumer {
                 .ok_or_else(|| ConsumerError::NoBrokers { connect: g.zookeeper.clone() })?,
         };
         drop(zk);
-        let settings = ClientSettings {
-            bootstrap,
-            group: g.group.clone(),
-            reset: cfg.reset,
-            prefetch: cfg.buffer.clamp(100, 100_000),
-            overrides: cfg.kafka.clone(),
-        };
+        let settings =
+            ClientSettings { bootstrap, group: g.group.clone(), reset: cfg.reset, overrides: cfg.kafka.clone() };
         let client = Arc::new(kafka_client(&settings)?);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
@@ -200,6 +204,8 @@ impl BalancedConsumer {
             shared,
             incoming: out_rx,
             pending: VecDeque::new(),
+            taken: 0,
+            delivered: (0, 0),
             buffered,
             fetch_stats,
             client,
@@ -223,39 +229,62 @@ impl BalancedConsumer {
     /// of partitions revoked or lost meanwhile are dropped, never delivered.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
-            if self.view.borrow().suspended {
-                if self.view.changed().await.is_err() {
-                    return None;
-                }
-                continue;
+            // A cheap version check per message; the view itself only when
+            // it changed.
+            if self.view.has_changed().unwrap_or(true) && self.view.borrow_and_update().suspended {
+                self.view.wait_for(|v| !v.suspended).await.ok()?;
             }
-            let Some(f) = self.pending.pop_front() else {
-                tokio::select! {
-                    batch = self.incoming.recv() => self.pending.extend(batch?),
-                    // A suspension stops delivery even while waiting.
-                    changed = self.view.changed() => if changed.is_err() { return None },
-                }
+            let Some((cell, f)) = self.next_fetched() else {
+                self.release_taken();
+                self.take_batch().await?;
                 continue;
             };
-            self.buffered.fetch_sub(1, Ordering::AcqRel);
+            self.taken += 1;
+            if self.taken >= 64 {
+                self.release_taken();
+            }
             let Ok(offset) = u64::try_from(f.offset) else { continue };
-            if !f.tag.deliver(offset) {
+            if !cell.deliver(offset) {
                 self.shared.counters.dropped_revoked.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let counters = &self.shared.counters;
-            counters.messages.fetch_add(1, Ordering::Relaxed);
-            let bytes = f.payload.as_ref().map_or(0, Vec::len) + f.key.as_ref().map_or(0, Vec::len);
-            counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-            return Some(Message {
-                offset,
-                key: f.key,
-                payload: f.payload,
-                timestamp: f.timestamp,
-                cell: f.tag,
-                counters: Arc::clone(counters),
-            });
+            let bytes = f.payload.as_ref().map_or(0, |b| b.len()) + f.key.as_ref().map_or(0, |b| b.len());
+            self.delivered.0 += 1;
+            self.delivered.1 += bytes as u64;
+            return Some(Message { offset, key: f.key, payload: f.payload, timestamp: f.timestamp, cell });
         }
+    }
+
+    fn next_fetched(&mut self) -> Option<(Arc<PartitionCell>, Fetched)> {
+        loop {
+            let (cell, messages) = self.pending.front_mut()?;
+            match messages.next() {
+                Some(f) => return Some((Arc::clone(cell), f)),
+                None => {
+                    self.pending.pop_front();
+                }
+            }
+        }
+    }
+
+    fn release_taken(&mut self) {
+        if self.taken > 0 {
+            self.buffered.fetch_sub(self.taken, Ordering::AcqRel);
+            self.taken = 0;
+            if self.fetch_stats.paused.load(Ordering::Relaxed) {
+                self.shared.fetcher.wake();
+            }
+        }
+    }
+
+    /// Waits for the next batch; `None` once stopped. Returns early when
+    /// the view changes, so `recv` rechecks the suspension.
+    async fn take_batch(&mut self) -> Option<()> {
+        tokio::select! {
+            runs = self.incoming.recv() => self.pending.extend(runs?.into_iter().map(|r| (r.tag, r.messages.into_iter()))),
+            changed = self.view.changed() => changed.ok()?,
+        }
+        Some(())
     }
 
     /// The messages as a `Stream`.
@@ -284,6 +313,7 @@ impl BalancedConsumer {
     pub fn metrics(&self) -> ConsumerMetrics {
         let mut m = ConsumerMetrics::default();
         self.shared.counters.fill(&mut m);
+        (m.messages, m.bytes) = self.delivered;
         if let Some(member) = &self.member {
             m.group = member.metrics();
         }

@@ -1,11 +1,14 @@
 //! One owned partition as the consumer sees it, for one lease: whether its
 //! messages may still be delivered, and what was acknowledged.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::metrics::Counters;
 use crate::coord::Fence;
 use crate::ids::TopicPartition;
 use crate::offsets::AckWindow;
@@ -30,14 +33,6 @@ struct State {
     committed: Option<u64>,
 }
 
-/// What became of an acknowledgement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acked {
-    Counted,
-    /// After the partition's last commit: it will be redelivered elsewhere.
-    Late,
-}
-
 /// Shared by the fetcher's tags, the messages and the partition's task.
 /// Its lock is held only for a few field updates, never across an await.
 #[derive(Debug)]
@@ -46,12 +41,13 @@ pub(crate) struct PartitionCell {
     pub fence: Fence,
     state: Mutex<State>,
     idle: Notify,
+    counters: Arc<Counters>,
 }
 
 impl PartitionCell {
-    pub fn new(tp: TopicPartition, fence: Fence, start: Option<u64>) -> Self {
+    pub fn new(tp: TopicPartition, fence: Fence, start: Option<u64>, counters: Arc<Counters>) -> Self {
         let state = State { phase: Phase::Active, window: start.map(AckWindow::new), committed: start };
-        PartitionCell { tp, fence, state: Mutex::new(state), idle: Notify::new() }
+        PartitionCell { tp, fence, state: Mutex::new(state), idle: Notify::new(), counters }
     }
 
     /// Records the delivery of `offset` if the partition is still active
@@ -64,10 +60,14 @@ impl PartitionCell {
         s.window.get_or_insert_with(|| AckWindow::new(offset)).deliver(offset).is_ok()
     }
 
-    pub fn ack(&self, offset: u64) -> Acked {
+    /// An acknowledgement after the partition's last commit is counted as
+    /// late: the message will be delivered again by the next owner.
+    pub fn ack(&self, offset: u64) {
         let mut s = self.state.lock();
         if s.phase == Phase::Closed {
-            return Acked::Late;
+            drop(s);
+            self.counters.late_acks.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         let revoking = s.phase == Phase::Revoking;
         let idle = match s.window.as_mut() {
@@ -83,7 +83,6 @@ impl PartitionCell {
         if revoking && idle {
             self.idle.notify_waiters();
         }
-        Acked::Counted
     }
 
     pub fn begin_revoke(&self) {

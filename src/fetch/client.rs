@@ -67,8 +67,6 @@ pub(crate) struct ClientSettings {
     pub bootstrap: String,
     pub group: GroupId,
     pub reset: OffsetReset,
-    /// Messages librdkafka keeps queued per partition.
-    pub prefetch: usize,
     /// Applied last: any librdkafka property.
     pub overrides: Vec<(String, String)>,
 }
@@ -93,10 +91,12 @@ pub(crate) fn kafka_client(s: &ClientSettings) -> Result<KafkaClient, KafkaError
         // (`fetch.queue.backoff.ms`); our own buffer bounds memory, so a
         // short backoff keeps throughput without unbounded prefetch.
         .set("fetch.queue.backoff.ms", "10")
+        // After a pause in polling (backpressure) librdkafka was seen to
+        // hold a partition in fetch-error backoff for 0.5–1 s (the default
+        // 500 ms, sometimes twice) before fetching again; a short backoff
+        // keeps a consumer that just caught up from idling.
+        .set("fetch.error.backoff.ms", "10")
         .set("statistics.interval.ms", "1000")
-        // librdkafka's prefetch per partition: the second stage of the
-        // buffer, so stopping polls stops fetching soon.
-        .set("queued.min.messages", s.prefetch.to_string())
         .set_log_level(RDKafkaLogLevel::Warning);
     for (k, v) in &s.overrides {
         cfg.set(k, v);

@@ -5,7 +5,7 @@
 //!
 //! Backpressure: when the consumer's buffer is full the thread stops
 //! polling, and librdkafka stops fetching once its own bounded prefetch
-//! queue (`queued.min.messages`, sized from the buffer) is full. It does not
+//! queue (`queued.min.messages`, `queued.max.messages.kbytes`) is full. It does not
 //! use `rd_kafka_pause` for this: a pause discards the prefetched messages
 //! and a resume fetches them again, so a handler slower than the broker
 //! would cost a full refetch per buffer of progress. Explicit pauses are
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
@@ -30,14 +31,24 @@ pub(crate) use client::{bootstrap_from_zookeeper, kafka_client, ClientSettings, 
 
 use crate::ids::TopicPartition;
 
-/// One message as fetched, tagged with what the consumer attached to its
-/// partition's assignment.
+/// Consecutive messages of one partition, tagged with what the consumer
+/// attached to the partition's assignment. Runs, not tagged messages: the
+/// tag is cloned once a run, so the fetch thread and the consumer do not
+/// bounce a shared reference count between cores on every message.
 #[derive(Debug)]
-pub(crate) struct Fetched<T> {
+pub(crate) struct Run<T> {
     pub tag: T,
+    pub messages: Vec<Fetched>,
+}
+
+/// One message as fetched.
+#[derive(Debug)]
+pub(crate) struct Fetched {
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
+    /// Slices of one buffer per batch: one allocation a batch, not two a
+    /// message, and freed by whichever thread drops the last message.
+    pub key: Option<Bytes>,
+    pub payload: Option<Bytes>,
     pub timestamp: Option<i64>,
 }
 
@@ -64,6 +75,8 @@ pub(crate) struct FetchStats {
 /// Handle on the fetch thread.
 pub(crate) struct Fetcher<T> {
     commands: std_mpsc::Sender<Command<T>>,
+    /// Unparks the thread: commands and freed room take effect at once.
+    waker: std::thread::Thread,
     thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -80,44 +93,56 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
         client: Arc<KafkaClient>,
         capacity: usize,
         buffered: Arc<AtomicUsize>,
-        out: mpsc::UnboundedSender<Vec<Fetched<T>>>,
+        out: mpsc::UnboundedSender<Vec<Run<T>>>,
         stats: Arc<FetchStats>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
         let mut worker = Worker { client, capacity, buffered, out, stats, tags: HashMap::new(), paused: false };
         let thread = std::thread::Builder::new().name("zkbalance-fetch".into()).spawn(move || worker.run(rx))?;
-        Ok(Fetcher { commands: tx, thread: parking_lot::Mutex::new(Some(thread)) })
+        let waker = thread.thread().clone();
+        Ok(Fetcher { commands: tx, waker, thread: parking_lot::Mutex::new(Some(thread)) })
+    }
+
+    fn send(&self, cmd: Command<T>) -> bool {
+        let sent = self.commands.send(cmd).is_ok();
+        self.waker.unpark();
+        sent
+    }
+
+    /// Wakes the thread if it waits for room in the buffer.
+    pub fn wake(&self) {
+        self.waker.unpark();
     }
 
     pub fn assign(&self, partitions: Vec<(TopicPartition, Offset, T)>) {
-        let _ = self.commands.send(Command::Assign(partitions));
+        self.send(Command::Assign(partitions));
     }
 
     /// Stops fetching `partitions`; resolves once no message of theirs can
     /// be handed over any more (or the thread is gone).
     pub async fn unassign(&self, partitions: Vec<TopicPartition>) {
         let (done, wait) = oneshot::channel();
-        if self.commands.send(Command::Unassign(partitions, done)).is_ok() {
+        if self.send(Command::Unassign(partitions, done)) {
             let _ = wait.await;
         }
     }
 
     pub fn pause(&self, partitions: Vec<TopicPartition>) {
-        let _ = self.commands.send(Command::Pause(partitions));
+        self.send(Command::Pause(partitions));
     }
 
     pub fn resume(&self, partitions: Vec<TopicPartition>) {
-        let _ = self.commands.send(Command::Resume(partitions));
+        self.send(Command::Resume(partitions));
     }
 
     /// Tells the thread to stop, without waiting.
     pub fn stop_soon(&self) {
-        let _ = self.commands.send(Command::Stop);
+        self.send(Command::Stop);
     }
 
     /// Stops the thread and waits for it (at most one poll).
     pub fn stop(&self) {
-        let _ = self.commands.send(Command::Stop);
+        self.send(Command::Stop);
         let thread = self.thread.lock().take();
         if let Some(t) = thread {
             let _ = t.join();
@@ -128,6 +153,7 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
 impl<T> Drop for Fetcher<T> {
     fn drop(&mut self) {
         let _ = self.commands.send(Command::Stop);
+        self.waker.unpark();
     }
 }
 
@@ -135,12 +161,15 @@ struct Worker<T> {
     client: Arc<KafkaClient>,
     capacity: usize,
     buffered: Arc<AtomicUsize>,
-    out: mpsc::UnboundedSender<Vec<Fetched<T>>>,
+    out: mpsc::UnboundedSender<Vec<Run<T>>>,
     stats: Arc<FetchStats>,
     /// topic → partition → tag; nested so a lookup needs no allocation.
     tags: HashMap<String, HashMap<i32, T>>,
     paused: bool,
 }
+
+/// Where a key or payload lies in a batch's buffer.
+type Span = Option<(usize, usize)>;
 
 fn tpl<'a>(tps: impl Iterator<Item = (&'a str, i32)>) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
@@ -224,15 +253,8 @@ impl<T: Clone + Send + 'static> Worker<T> {
             }
             self.backpressure();
             if self.paused || self.tags.is_empty() {
-                match rx.recv_timeout(Duration::from_millis(5)) {
-                    Ok(cmd) => {
-                        if !self.command(cmd) {
-                            return;
-                        }
-                    }
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-                }
+                // Unparked by a command or by the consumer freeing room.
+                std::thread::park_timeout(Duration::from_millis(5));
                 // Serve callbacks (statistics, errors) while nothing is
                 // assigned. Never while paused: a poll returns messages too.
                 if !self.paused {
@@ -241,31 +263,58 @@ impl<T: Clone + Send + 'static> Worker<T> {
                 continue;
             }
             let room = self.capacity.saturating_sub(self.buffered.load(Ordering::Acquire)).clamp(1, MAX_BATCH);
-            let batch = self.poll_batch(room);
-            if !batch.is_empty() {
-                self.buffered.fetch_add(batch.len(), Ordering::AcqRel);
-                if self.out.send(batch).is_err() {
+            let runs = self.poll_batch(room);
+            if !runs.is_empty() {
+                self.buffered.fetch_add(runs.iter().map(|r| r.messages.len()).sum(), Ordering::AcqRel);
+                if self.out.send(runs).is_err() {
                     return;
                 }
             }
         }
     }
 
-    fn poll_batch(&self, room: usize) -> Vec<Fetched<T>> {
-        let mut batch = Vec::new();
+    /// The tag of the message's partition, and which partition it is.
+    fn tag(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Option<(&T, *const T)> {
+        // One topic (the usual case): no need to read the message's topic.
+        let partitions = match self.tags.len() {
+            1 => self.tags.values().next(),
+            _ => self.tags.get(m.topic()),
+        };
+        partitions.and_then(|ps| ps.get(&m.partition())).map(|t| (t, t as *const T))
+    }
+
+    fn poll_batch(&self, room: usize) -> Vec<Run<T>> {
+        let mut runs: Vec<Run<T>> = Vec::new();
+        // Identifies the current run's partition (tags do not move while
+        // polling: commands are handled between batches).
+        let mut current: *const T = std::ptr::null();
+        let mut count = 0;
+        // Where each message's key and payload lie in `buf`.
+        let mut spans: Vec<(Span, Span)> = Vec::new();
+        let mut buf = BytesMut::new();
+        let copy = |bytes: Option<&[u8]>, buf: &mut BytesMut| {
+            bytes.map(|b| {
+                buf.extend_from_slice(b);
+                (buf.len() - b.len(), buf.len())
+            })
+        };
         let mut wait = POLL;
-        while batch.len() < room {
+        while count < room {
             match self.client.poll(wait) {
                 None => break,
                 Some(Ok(m)) => {
-                    let tag = self.tags.get(m.topic()).and_then(|ps| ps.get(&m.partition()));
                     // A message of a partition unassigned meanwhile is dropped.
-                    if let Some(tag) = tag {
-                        batch.push(Fetched {
-                            tag: tag.clone(),
+                    if let Some((tag, id)) = self.tag(&m) {
+                        if id != current || runs.is_empty() {
+                            runs.push(Run { tag: tag.clone(), messages: Vec::new() });
+                            current = id;
+                        }
+                        count += 1;
+                        spans.push((copy(m.key(), &mut buf), copy(m.payload(), &mut buf)));
+                        runs.last_mut().expect("pushed above").messages.push(Fetched {
                             offset: m.offset(),
-                            key: m.key().map(<[u8]>::to_vec),
-                            payload: m.payload().map(<[u8]>::to_vec),
+                            key: None,
+                            payload: None,
                             timestamp: m.timestamp().to_millis(),
                         });
                     }
@@ -278,6 +327,11 @@ impl<T: Clone + Send + 'static> Worker<T> {
             }
             wait = Duration::ZERO;
         }
-        batch
+        let buf = buf.freeze();
+        for (f, (key, payload)) in runs.iter_mut().flat_map(|r| r.messages.iter_mut()).zip(spans) {
+            f.key = key.map(|(a, b)| buf.slice(a..b));
+            f.payload = payload.map(|(a, b)| buf.slice(a..b));
+        }
+        runs
     }
 }

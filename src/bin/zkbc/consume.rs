@@ -11,7 +11,7 @@ use crate::errors::CliError;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// ZooKeeper: HOST:PORT[,HOST:PORT...][/chroot].
+    /// ZooKeeper: `HOST:PORT[,HOST:PORT...][/chroot]`.
     #[arg(long)]
     zookeeper: String,
     /// Consumer group.

@@ -5,7 +5,6 @@ use zkbalance::consumer::ConsumerError;
 use zkbalance::coord::CoordError;
 
 #[derive(Debug, thiserror::Error)]
-#[allow(dead_code)] // UnknownGroup and Refused: for `group` and `offsets` (next)
 pub enum CliError {
     /// A flag's value is wrong in a way clap cannot see.
     #[error("{0}")]

@@ -1,8 +1,12 @@
 //! `zkbc`: the zkbalance command-line tool.
 
+mod cluster_cmds;
+mod common;
 mod consume;
 mod demo;
 mod errors;
+mod group;
+mod offsets;
 mod sim;
 
 use std::process::ExitCode;
@@ -21,6 +25,16 @@ enum Command {
     /// Consume a topic as a member of a balanced group; messages to stdout,
     /// progress and lag to stderr. SIGINT/SIGTERM commit, release and exit 0.
     Consume(consume::Args),
+    /// Inspect consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Change a group's committed offsets.
+    #[command(subcommand)]
+    Offsets(offsets::OffsetsCommand),
+    /// The brokers registered in ZooKeeper.
+    Brokers(cluster_cmds::Args),
+    /// The topics registered in ZooKeeper, with leaders and ISRs.
+    Topics(cluster_cmds::Args),
     /// Start a local cluster (a real ZooKeeper and a mock Kafka registered in
     /// it), produce messages, and show the cluster as read back from ZooKeeper.
     Demo(demo::Args),
@@ -30,7 +44,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print as clap does; a bad flag is one line.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // clap's message runs to the first blank line (the usage follows).
+            let text = e.to_string();
+            let message: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let line = message.join(" ");
+            eprintln!("zkbc: {} (see --help)", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     // A simulation's output is its timeline, in virtual time: no logs.
     if let Command::Sim(args) = cli.command {
         return match sim::run_sim(args) {
@@ -42,7 +68,12 @@ fn main() -> ExitCode {
         };
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                // Transport chatter of the clients is noise to an operator;
+                // our own warnings (failed commits, skipped znodes) are not.
+                .unwrap_or_else(|_| "warn,zookeeper_client=error,librdkafka=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -56,6 +87,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await.map_err(errors::CliError::from),
             Command::Consume(args) => consume::run(args).await,
+            Command::Group(cmd) => group::run(cmd).await,
+            Command::Offsets(cmd) => offsets::run(cmd).await,
+            Command::Brokers(args) => cluster_cmds::brokers(args).await,
+            Command::Topics(args) => cluster_cmds::topics(args).await,
             Command::Sim(_) => unreachable!("handled above"),
         }
     });

@@ -1,0 +1,458 @@
+//! Looking at groups from outside: members, owners, committed offsets, log
+//! end offsets and lag — and resetting committed offsets. What `zkbc group`
+//! and `zkbc offsets` print, usable from code too.
+//!
+//! Malformed znodes met on the way are errors here, not skips: an operator
+//! asked about this group and must hear that its state is damaged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use thiserror::Error;
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+
+use crate::cluster::{self, ClusterView};
+use crate::coord::CoordError;
+use crate::ids::{GroupId, PartitionId, TopicName};
+use crate::offsets::OffsetStorage;
+use crate::znode::{
+    layout, Codec, Flavour, MemberRegistration, OwnerName, PykafkaOwner, ScalaOwner, Subscription, TopicSpelling,
+    ZkOffset, ZnodeError,
+};
+
+/// Why an inspection failed.
+#[derive(Debug, Error)]
+pub enum InspectError {
+    /// Connecting failed (unreachable, bad chroot).
+    #[error(transparent)]
+    Connect(#[from] CoordError),
+    /// No `/consumers/<group>`.
+    #[error("group {0} does not exist (no /consumers/{0} in ZooKeeper)")]
+    UnknownGroup(String),
+    /// No `/brokers/topics/<topic>`.
+    #[error("topic {0} does not exist (no /brokers/topics/{0} in ZooKeeper)")]
+    UnknownTopic(String),
+    /// A znode of the group or cluster does not parse.
+    #[error(transparent)]
+    Malformed(#[from] ZnodeError),
+    /// A name given is not a legal group or topic name.
+    #[error("{0}")]
+    BadName(String),
+    /// ZooKeeper failed a request.
+    #[error("ZooKeeper {op} {path}: {source}")]
+    ZooKeeper {
+        /// What was being done.
+        op: &'static str,
+        /// The znode.
+        path: String,
+        /// The cause.
+        #[source]
+        source: ZkError,
+    },
+    /// Kafka failed a request, or no broker is registered.
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    /// Members are active: resetting would race them.
+    #[error("group {group} has {members} active member(s); stop them first or pass --force")]
+    Active {
+        /// The group.
+        group: String,
+        /// How many.
+        members: usize,
+    },
+}
+
+impl From<cluster::ReadError> for InspectError {
+    fn from(e: cluster::ReadError) -> Self {
+        InspectError::ZooKeeper { op: "read", path: e.path, source: e.source }
+    }
+}
+
+fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> InspectError + 'a {
+    move |source| InspectError::ZooKeeper { op, path: path.to_owned(), source }
+}
+
+/// Connects within `timeout` and checks the chroot exists.
+pub async fn connect(connect: &str, timeout: Duration) -> Result<Client, InspectError> {
+    let zk = crate::coord::connect(connect, timeout, timeout).await?;
+    match zk.check_stat("/").await {
+        Ok(Some(_)) => Ok(zk),
+        Ok(None) | Err(ZkError::NoNode) => Err(CoordError::BadChroot { connect: connect.to_owned() }.into()),
+        Err(source) => Err(InspectError::ZooKeeper { op: "check the chroot", path: "/".into(), source }),
+    }
+}
+
+/// A group as `zkbc group list` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// The group.
+    pub group: String,
+    /// Registered members.
+    pub members: usize,
+    /// Its layout, if members tell.
+    pub flavour: Option<String>,
+}
+
+/// One member.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Its id.
+    pub id: String,
+    /// `pykafka` or `scala`.
+    pub flavour: String,
+    /// What it subscribes to, as it registered.
+    pub subscription: String,
+}
+
+/// One partition of a group's topic.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartitionRow {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The member owning it now.
+    pub owner: Option<String>,
+    /// The committed offset (next to consume).
+    pub committed: Option<u64>,
+    /// The log end offset.
+    pub log_end: Option<u64>,
+    /// `log_end − committed`.
+    pub lag: Option<u64>,
+}
+
+/// A group as `zkbc group describe` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group.
+    pub group: String,
+    /// Registered members.
+    pub members: Vec<MemberInfo>,
+    /// Every partition of every topic the group subscribes to, owns or has
+    /// offsets for.
+    pub partitions: Vec<PartitionRow>,
+}
+
+async fn children(zk: &Client, path: &str) -> Result<Vec<String>, InspectError> {
+    match zk.list_children(path).await {
+        Ok(mut c) => {
+            c.sort();
+            Ok(c)
+        }
+        Err(ZkError::NoNode) => Ok(Vec::new()),
+        Err(e) => Err(zk_err("list", path)(e)),
+    }
+}
+
+async fn data(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, InspectError> {
+    match zk.get_data(path).await {
+        Ok((d, _)) => Ok(Some(d)),
+        Err(ZkError::NoNode) => Ok(None),
+        Err(e) => Err(zk_err("read", path)(e)),
+    }
+}
+
+fn group_id(group: &str) -> Result<GroupId, InspectError> {
+    GroupId::new(group).map_err(|e| InspectError::BadName(e.to_string()))
+}
+
+async fn members(zk: &Client, group: &GroupId) -> Result<Vec<MemberInfo>, InspectError> {
+    let dir = layout::members(group);
+    let mut out = Vec::new();
+    for id in children(zk, &dir).await? {
+        let path = format!("{dir}/{id}");
+        let Some(bytes) = data(zk, &path).await? else { continue };
+        let (flavour, subscription) = match MemberRegistration::decode(&path, &bytes)? {
+            MemberRegistration::Pykafka { topic } => ("pykafka", topic.to_string()),
+            MemberRegistration::Scala(r) => (
+                "scala",
+                match r.subscription {
+                    Subscription::Static(ts) => {
+                        ts.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(",")
+                    }
+                    Subscription::Whitelist { regex, streams } => format!("white_list {regex} ×{streams}"),
+                    Subscription::Blacklist { regex, streams } => format!("black_list {regex} ×{streams}"),
+                },
+            ),
+        };
+        out.push(MemberInfo { id, flavour: flavour.into(), subscription });
+    }
+    Ok(out)
+}
+
+/// Every group under `/consumers`.
+pub async fn list_groups(zk: &Client) -> Result<Vec<GroupSummary>, InspectError> {
+    let mut out = Vec::new();
+    for name in children(zk, layout::CONSUMERS).await? {
+        let Ok(group) = GroupId::new(name.as_str()) else { continue };
+        let members = members(zk, &group).await?;
+        let flavour = members.first().map(|m| m.flavour.clone());
+        out.push(GroupSummary { group: name, members: members.len(), flavour });
+    }
+    Ok(out)
+}
+
+async fn require_group(zk: &Client, group: &GroupId) -> Result<(), InspectError> {
+    let path = layout::group(group);
+    match zk.check_stat(&path).await.map_err(zk_err("stat", &path))? {
+        Some(_) => Ok(()),
+        None => Err(InspectError::UnknownGroup(group.to_string())),
+    }
+}
+
+/// Owner of every partition of `topic`, in whichever layout is present.
+async fn owners(zk: &Client, group: &GroupId, topic: &TopicName) -> Result<BTreeMap<i32, String>, InspectError> {
+    let mut out = BTreeMap::new();
+    for spelling in TopicSpelling::ALL {
+        let dir = layout::owner_dir(group, topic, spelling);
+        for child in children(zk, &dir).await? {
+            let path = format!("{dir}/{child}");
+            let flavour = if child.bytes().all(|b| b.is_ascii_digit()) { Flavour::Scala } else { Flavour::Pykafka };
+            let name = OwnerName::parse(flavour, &dir, &child)?;
+            let Some(bytes) = data(zk, &path).await? else { continue };
+            let member = match flavour {
+                Flavour::Pykafka => PykafkaOwner::decode(&path, &bytes)?.0.to_string(),
+                Flavour::Scala => {
+                    let o = ScalaOwner::decode(&path, &bytes)?;
+                    format!("{}-{}", o.member, o.thread)
+                }
+            };
+            out.insert(name.partition().0, member);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and writes Kafka-stored offsets and log ends for one group.
+pub struct KafkaSide {
+    client: Arc<BaseConsumer>,
+    timeout: Duration,
+}
+
+impl KafkaSide {
+    /// A client for `group`, bootstrapped from the brokers in `view`.
+    pub fn new(view: &ClusterView, group: &str, timeout: Duration) -> Result<Self, InspectError> {
+        let servers = view.bootstrap_servers();
+        if servers.is_empty() {
+            return Err(InspectError::Kafka("no broker is registered in ZooKeeper".into()));
+        }
+        let client: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Error)
+            .create()
+            .map_err(|e| InspectError::Kafka(e.to_string()))?;
+        Ok(KafkaSide { client: Arc::new(client), timeout })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&BaseConsumer, Duration) -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
+    ) -> Result<T, InspectError> {
+        let (client, timeout) = (Arc::clone(&self.client), self.timeout);
+        tokio::task::spawn_blocking(move || f(&client, timeout))
+            .await
+            .map_err(|e| InspectError::Kafka(e.to_string()))?
+            .map_err(|e| InspectError::Kafka(e.to_string()))
+    }
+
+    /// (low, high) watermarks of a partition.
+    pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(u64, u64), InspectError> {
+        let topic = topic.to_owned();
+        let (lo, hi) = self.blocking(move |c, t| c.fetch_watermarks(&topic, partition, t)).await?;
+        Ok((lo.max(0) as u64, hi.max(0) as u64))
+    }
+
+    /// The committed offset of a partition, if any.
+    pub async fn committed(&self, topic: &str, partition: i32) -> Result<Option<u64>, InspectError> {
+        let topic = topic.to_owned();
+        self.blocking(move |c, t| {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let got = c.committed_offsets(tpl, t)?;
+            Ok(got.elements().first().and_then(|e| match e.offset() {
+                Offset::Offset(n) if n >= 0 => Some(n as u64),
+                _ => None,
+            }))
+        })
+        .await
+    }
+
+    /// The first offset at or after `timestamp_ms`, or the log end.
+    pub async fn offset_for_time(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<u64>, InspectError> {
+        let topic = topic.to_owned();
+        self.blocking(move |c, t| {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(timestamp_ms))?;
+            let got = c.offsets_for_times(tpl, t)?;
+            Ok(got.elements().first().and_then(|e| match e.offset() {
+                Offset::Offset(n) if n >= 0 => Some(n as u64),
+                _ => None,
+            }))
+        })
+        .await
+    }
+
+    /// Commits `offsets` (next to consume) for the group.
+    pub async fn commit(&self, topic: &str, offsets: &BTreeMap<i32, u64>) -> Result<(), InspectError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*o as i64))
+                .map_err(|e| InspectError::Kafka(e.to_string()))?;
+        }
+        self.blocking(move |c, _| c.commit(&tpl, CommitMode::Sync)).await
+    }
+}
+
+async fn zk_committed(
+    zk: &Client,
+    group: &GroupId,
+    topic: &TopicName,
+    p: PartitionId,
+) -> Result<Option<u64>, InspectError> {
+    let path = layout::offset(group, topic, p);
+    Ok(match data(zk, &path).await? {
+        Some(bytes) => Some(ZkOffset::decode(&path, &bytes)?.0),
+        None => None,
+    })
+}
+
+/// Describes `group`: members, and every partition of its topics with
+/// owner, committed offset (from `storage`; the larger in dual mode), log
+/// end and lag. `kafka` is needed for Kafka-stored offsets and log ends.
+pub async fn describe_group(
+    zk: &Client,
+    group: &str,
+    storage: OffsetStorage,
+    kafka: Option<&KafkaSide>,
+) -> Result<GroupDescription, InspectError> {
+    let g = group_id(group)?;
+    require_group(zk, &g).await?;
+    let members = members(zk, &g).await?;
+    let view = cluster::read(zk).await?;
+    let mut topics: BTreeSet<TopicName> = BTreeSet::new();
+    for m in &members {
+        topics.extend(m.subscription.split(',').filter_map(|t| TopicName::new(t.split(':').next()?).ok()));
+    }
+    for dir in [layout::owners(&g), format!("{}/offsets", layout::group(&g))] {
+        for child in children(zk, &dir).await? {
+            if let Ok((t, _)) = TopicSpelling::parse_dir_name(&dir, &child) {
+                topics.insert(t);
+            }
+        }
+    }
+    let mut partitions = Vec::new();
+    for topic in topics.iter().filter(|t| view.topics.contains_key(*t)) {
+        let owners = owners(zk, &g, topic).await?;
+        for p in view.topics[topic].keys() {
+            let from_zk = match storage {
+                OffsetStorage::Kafka => None,
+                _ => zk_committed(zk, &g, topic, *p).await?,
+            };
+            let (from_kafka, log_end) = match kafka {
+                Some(k) => (
+                    match storage {
+                        OffsetStorage::Zookeeper => None,
+                        _ => k.committed(topic.as_str(), p.0).await?,
+                    },
+                    Some(k.watermarks(topic.as_str(), p.0).await?.1),
+                ),
+                None => (None, None),
+            };
+            let committed = from_zk.max(from_kafka);
+            partitions.push(PartitionRow {
+                topic: topic.to_string(),
+                partition: p.0,
+                owner: owners.get(&p.0).cloned(),
+                committed,
+                log_end,
+                lag: log_end.zip(committed).map(|(e, c)| e.saturating_sub(c)),
+            });
+        }
+    }
+    Ok(GroupDescription { group: group.to_owned(), members, partitions })
+}
+
+/// Where `zkbc offsets reset` moves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// The oldest retained offset.
+    Earliest,
+    /// The log end.
+    Latest,
+    /// An explicit offset (clamped to the retained range).
+    Offset(u64),
+    /// The first message at or after a time, ms since the epoch.
+    Timestamp(i64),
+}
+
+/// Moves the committed offsets of every partition of `topic` for `group`;
+/// refuses while members are registered unless `force`. Returns the new
+/// offsets.
+pub async fn reset_offsets(
+    zk: &Client,
+    kafka: &KafkaSide,
+    group: &str,
+    topic: &str,
+    target: ResetTarget,
+    storage: OffsetStorage,
+    force: bool,
+) -> Result<BTreeMap<i32, u64>, InspectError> {
+    let g = group_id(group)?;
+    let t = TopicName::new(topic).map_err(|e| InspectError::BadName(e.to_string()))?;
+    require_group(zk, &g).await?;
+    let view = cluster::read(zk).await?;
+    let parts = view.topics.get(&t).ok_or_else(|| InspectError::UnknownTopic(topic.to_owned()))?;
+    let active = children(zk, &layout::members(&g)).await?.len();
+    if active > 0 && !force {
+        return Err(InspectError::Active { group: group.to_owned(), members: active });
+    }
+    let mut offsets = BTreeMap::new();
+    for p in parts.keys() {
+        let (lo, hi) = kafka.watermarks(topic, p.0).await?;
+        let o = match target {
+            ResetTarget::Earliest => lo,
+            ResetTarget::Latest => hi,
+            ResetTarget::Offset(o) => o.clamp(lo, hi),
+            ResetTarget::Timestamp(ts) => kafka.offset_for_time(topic, p.0, ts).await?.unwrap_or(hi),
+        };
+        offsets.insert(p.0, o);
+    }
+    if storage != OffsetStorage::Kafka {
+        let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        let dir = layout::offsets_dir(&g, &t);
+        let mut prefix = String::new();
+        for part in dir.split('/').filter(|s| !s.is_empty()) {
+            prefix = format!("{prefix}/{part}");
+            match zk.create(&prefix, &[], &persistent).await {
+                Ok(_) | Err(ZkError::NodeExists) => {}
+                Err(e) => return Err(zk_err("create", &prefix)(e)),
+            }
+        }
+        for (p, o) in &offsets {
+            let path = layout::offset(&g, &t, PartitionId(*p));
+            let payload = ZkOffset(*o).encode();
+            match zk.set_data(&path, &payload, None).await {
+                Ok(_) => {}
+                Err(ZkError::NoNode) => {
+                    zk.create(&path, &payload, &persistent).await.map_err(zk_err("create", &path))?;
+                }
+                Err(e) => return Err(zk_err("set", &path)(e)),
+            }
+        }
+    }
+    if storage != OffsetStorage::Zookeeper {
+        kafka.commit(topic, &offsets).await?;
+    }
+    Ok(offsets)
+}

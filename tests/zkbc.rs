@@ -1,0 +1,144 @@
+//! The built `zkbc` binary, each subcommand and each error case, against
+//! the test cluster.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::group::topic_cluster;
+use common::within;
+
+fn zkbc(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"));
+    cmd.args(args).kill_on_drop(true).env_remove("RUST_LOG");
+    cmd
+}
+
+async fn run(args: &[&str]) -> Output {
+    let what = format!("zkbc {}", args.join(" "));
+    within(&what, Duration::from_secs(60), zkbc(args).output()).await.expect("run zkbc")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs and expects success; returns stdout.
+async fn ok(args: &[&str]) -> String {
+    let out = run(args).await;
+    assert!(out.status.success(), "zkbc {args:?} failed: {:?}\n{}", out.status, text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Runs and expects exit `code` with one line on stderr mentioning `says`.
+async fn fails(args: &[&str], code: i32, says: &str) {
+    let out = run(args).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "zkbc {args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr for {args:?}, got:\n{stderr}");
+    assert!(stderr.starts_with("zkbc: ") && stderr.contains(says), "zkbc {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_subcommand_against_the_test_cluster() {
+    let (zk, mut kafka) = topic_cluster("cli", 4).await;
+    kafka.produce_generated("cli", 200, 50).await.expect("produce");
+    let z = zk.connect_string();
+    let z = z.as_str();
+
+    // brokers and topics
+    let table = ok(&["brokers", "--zookeeper", z]).await;
+    assert!(table.starts_with("ID") && table.contains("PLAINTEXT://127.0.0.1:"), "{table}");
+    assert_eq!(json(&ok(&["brokers", "--zookeeper", z, "--format", "json"]).await).as_array().unwrap().len(), 1);
+    let table = ok(&["topics", "--zookeeper", z]).await;
+    assert_eq!(table.lines().filter(|l| l.starts_with("cli ")).count(), 4, "{table}");
+    assert_eq!(json(&ok(&["topics", "--zookeeper", z, "--format", "json"]).await)["cli"].as_array().unwrap().len(), 4);
+
+    // consume 50 as JSON, then stop cleanly (commit, release)
+    let base = ["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "--flavour", "scala"];
+    let out = run(&[&base[..], &["--from", "earliest", "--format", "json", "--max-messages", "50"]].concat()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(json).collect();
+    assert_eq!(lines.len(), 50);
+    for l in &lines {
+        for key in ["key", "value", "partition", "offset", "timestamp", "topic"] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+    }
+    assert!(text(&out.stderr).contains("stopped cleanly"), "{}", text(&out.stderr));
+
+    // group list / describe
+    let list = ok(&["group", "list", "--zookeeper", z]).await;
+    assert!(list.lines().any(|l| l.starts_with("g1 ") && l.contains(" 0")), "{list}");
+    let groups = json(&ok(&["group", "list", "--zookeeper", z, "--format", "json"]).await);
+    assert!(groups.as_array().unwrap().iter().any(|g| g["group"] == "g1"));
+    let describe = ok(&["group", "describe", "g1", "--zookeeper", z]).await;
+    assert!(describe.contains("TOPIC") && describe.contains("LAG"), "{describe}");
+    let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
+    let rows = d["partitions"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!(sum("committed"), 50, "the 50 consumed were committed: {d}");
+    assert_eq!(sum("log_end"), 200);
+    for r in rows {
+        match r["committed"].as_u64() {
+            Some(c) => assert_eq!(r["lag"].as_u64(), Some(r["log_end"].as_u64().unwrap() - c), "{r}"),
+            None => assert!(r["lag"].is_null(), "no lag without a committed offset: {r}"),
+        }
+    }
+
+    // offsets reset, no members
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z]).await;
+    let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
+    assert!(d["partitions"].as_array().unwrap().iter().all(|r| r["committed"] == 0), "{d}");
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "10", "--zookeeper", z]).await;
+    let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
+    assert!(d["partitions"].as_array().unwrap().iter().all(|r| r["committed"] == 10), "{d}");
+
+    // refused while a member is active, unless --force; SIGTERM stops it cleanly
+    let mut member = zkbc(&[&base[..], &["--from", "earliest"]].concat());
+    let mut member = member.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    zkbalance::testkit::wait_until("the member to register", Duration::from_secs(20), || async {
+        let g = json(&ok(&["group", "list", "--zookeeper", z, "--format", "json"]).await);
+        g.as_array().unwrap().iter().any(|g| g["group"] == "g1" && g["members"] == 1).then_some(())
+    })
+    .await
+    .expect("member registered");
+    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "latest", "--zookeeper", z], 75, "active member").await;
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "latest", "--zookeeper", z, "--force"]).await;
+    let pid = member.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = within("the member to stop on SIGTERM", Duration::from_secs(20), member.wait()).await.unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    let g = json(&ok(&["group", "list", "--zookeeper", z, "--format", "json"]).await);
+    assert!(g.as_array().unwrap().iter().any(|g| g["group"] == "g1" && g["members"] == 0), "member znode gone: {g}");
+
+    // error cases
+    fails(&["group", "describe", "nosuch", "--zookeeper", z], 66, "does not exist").await;
+    fails(&["consume", "--zookeeper", z, "--group", "g2", "--topic", "nosuch"], 66, "does not exist").await;
+    fails(&["brokers", "--zookeeper", &format!("{z}/nochroot")], 68, "chroot").await;
+    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "yesterday", "--zookeeper", z], 64, "--to").await;
+    fails(&["consume", "--zookeeper", z, "--group", "g1"], 2, "--topic").await;
+    fails(&["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "--from", "sideways"], 2, "sideways").await;
+    let observer = zkbalance::testkit::connect(z, Duration::from_secs(6)).await.unwrap();
+    observer.set_data("/consumers/g1/offsets/cli/0", b"not-a-number", None).await.expect("corrupt an offset");
+    fails(&["group", "describe", "g1", "--zookeeper", z], 65, "/consumers/g1/offsets/cli/0").await;
+}
+
+#[tokio::test]
+async fn unreachable_zookeeper_is_one_line_and_exit_69() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let z = format!("127.0.0.1:{port}");
+    for args in [
+        vec!["brokers", "--zookeeper", &z, "--timeout-ms", "1000"],
+        vec!["group", "list", "--zookeeper", &z, "--timeout-ms", "1000"],
+    ] {
+        fails(&args, 69, "unreachable").await;
+    }
+}
