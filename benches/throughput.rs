@@ -8,8 +8,8 @@
 //!
 //! Both read every message from the beginning of a 12-partition topic with
 //! the same librdkafka settings (the consumer's defaults:
-//! `fetch.queue.backoff.ms=10`, `fetch.error.backoff.ms=10`, the rest
-//! librdkafka's). Each gets a 100 ms head start once its
+//! `fetch.queue.backoff.ms=10`, `fetch.error.backoff.ms=10`,
+//! `fetch.wait.max.ms=100`, the rest librdkafka's). Each gets a 100 ms head start once its
 //! partitions are assigned (for ours: once the group member has claimed all
 //! twelve, so joining is not counted); the clock then runs from the first
 //! message to the last. Ours also acknowledges each message. Rounds
@@ -42,6 +42,7 @@ fn raw(bootstrap: &str, group: &str, total: u64) -> (Duration, u64) {
         .set("enable.auto.offset.store", "false")
         .set("fetch.queue.backoff.ms", "10")
         .set("fetch.error.backoff.ms", "10")
+        .set("fetch.wait.max.ms", "100")
         .create()
         .expect("raw consumer");
     let mut tpl = TopicPartitionList::new();
@@ -81,7 +82,7 @@ async fn ours(zk: &str, group: &str, total: u64) -> (Duration, u64) {
     }
     tokio::time::sleep(HEAD_START).await;
     let (mut n, mut bytes, mut first) = (0u64, 0u64, None);
-    let (mut last, mut gap) = (None::<Instant>, Duration::ZERO);
+    let (mut last, mut gap, mut gap_at) = (None::<Instant>, Duration::ZERO, 0);
     while n < total {
         let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
@@ -89,7 +90,10 @@ async fn ours(zk: &str, group: &str, total: u64) -> (Duration, u64) {
             .expect("a message");
         let now = Instant::now();
         if let Some(prev) = last.replace(now) {
-            gap = gap.max(now - prev);
+            if now - prev > gap {
+                gap = now - prev;
+                gap_at = n;
+            }
         }
         first.get_or_insert(now);
         bytes += m.payload().map_or(0, |p| p.len() as u64);
@@ -98,7 +102,7 @@ async fn ours(zk: &str, group: &str, total: u64) -> (Duration, u64) {
     }
     let took = first.unwrap().elapsed();
     if gap > Duration::from_millis(50) {
-        println!("    (longest wait between two messages: {gap:?}; {:?})", consumer.metrics().backpressure_pauses);
+        println!("    (longest wait between two messages: {gap:?}, after message {gap_at})");
     }
     consumer.stop().await.expect("stop");
     (took, bytes)

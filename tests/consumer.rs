@@ -133,8 +133,12 @@ async fn an_unacknowledged_message_holds_back_only_itself_and_what_follows() {
         }
     }
     first.commit().await.expect("commit");
-    let committed = first.metrics().partitions[0].committed;
-    assert_eq!(committed, Some(123), "the low watermark stops at the unacknowledged message");
+    let m = first.metrics();
+    assert_eq!(m.partitions[0].committed, Some(123), "the low watermark stops at the unacknowledged message");
+    assert_eq!(m.partitions[0].acknowledged, Some(123));
+    assert_eq!(m.partitions[0].log_end, Some(500), "log end as last fetched");
+    assert_eq!(m.partitions[0].lag, Some(377), "lag = log end − committed");
+    assert_eq!((m.messages, m.bytes), (500, 500 * 100 + (0..500u64).map(|s| s.to_string().len() as u64).sum::<u64>()));
     let stopped = first.metrics();
     first.stop().await.expect("stop");
     drop(held);

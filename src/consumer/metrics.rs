@@ -25,7 +25,7 @@ pub struct PartitionMetrics {
     pub committed: Option<u64>,
     /// The low watermark: everything below it is acknowledged.
     pub acknowledged: Option<u64>,
-    /// The log end offset, from librdkafka's statistics (every second).
+    /// The log end offset, as last seen in a fetch response.
     pub log_end: Option<u64>,
     /// `log_end − committed`.
     pub lag: Option<u64>,

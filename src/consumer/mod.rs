@@ -37,7 +37,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use rdkafka::consumer::Consumer as _;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -326,7 +325,7 @@ impl BalancedConsumer {
             .filter(|c| !c.is_closed())
             .map(|c| {
                 let (committed, acknowledged) = c.offsets();
-                let log_end = self.client.context().log_end(&c.tp);
+                let log_end = crate::fetch::cached_log_end(&self.client, c.tp.topic.as_str(), c.tp.partition.0);
                 let lag = log_end.zip(committed).map(|(e, c)| e.saturating_sub(c));
                 PartitionMetrics { topic_partition: c.tp.clone(), committed, acknowledged, log_end, lag }
             })

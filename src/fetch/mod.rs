@@ -12,6 +12,7 @@
 //! for the application ([`Command::Pause`]). Coordination runs elsewhere
 //! and never waits on this thread.
 
+mod batch;
 mod client;
 
 use std::collections::HashMap;
@@ -23,10 +24,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rdkafka::consumer::Consumer;
-use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use batch::cached_log_end;
 pub(crate) use client::{bootstrap_from_zookeeper, kafka_client, ClientSettings, KafkaClient};
 
 use crate::ids::TopicPartition;
@@ -97,7 +98,8 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
         stats: Arc<FetchStats>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
-        let mut worker = Worker { client, capacity, buffered, out, stats, tags: HashMap::new(), paused: false };
+        let queue = batch::ConsumerQueue::new(&client);
+        let mut worker = Worker { queue, client, capacity, buffered, out, stats, tags: HashMap::new(), paused: false };
         let thread = std::thread::Builder::new().name("zkbalance-fetch".into()).spawn(move || worker.run(rx))?;
         let waker = thread.thread().clone();
         Ok(Fetcher { commands: tx, waker, thread: parking_lot::Mutex::new(Some(thread)) })
@@ -158,6 +160,8 @@ impl<T> Drop for Fetcher<T> {
 }
 
 struct Worker<T> {
+    /// Declared before `client`, so it is released first.
+    queue: batch::ConsumerQueue,
     client: Arc<KafkaClient>,
     capacity: usize,
     buffered: Arc<AtomicUsize>,
@@ -255,11 +259,6 @@ impl<T: Clone + Send + 'static> Worker<T> {
             if self.paused || self.tags.is_empty() {
                 // Unparked by a command or by the consumer freeing room.
                 std::thread::park_timeout(Duration::from_millis(5));
-                // Serve callbacks (statistics, errors) while nothing is
-                // assigned. Never while paused: a poll returns messages too.
-                if !self.paused {
-                    let _ = self.client.poll(Duration::ZERO);
-                }
                 continue;
             }
             let room = self.capacity.saturating_sub(self.buffered.load(Ordering::Acquire)).clamp(1, MAX_BATCH);
@@ -273,14 +272,14 @@ impl<T: Clone + Send + 'static> Worker<T> {
         }
     }
 
-    /// The tag of the message's partition, and which partition it is.
-    fn tag(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Option<(&T, *const T)> {
-        // One topic (the usual case): no need to read the message's topic.
+    /// The tag of a partition, and its identity.
+    fn tag(&self, topic: &str, partition: i32) -> Option<(&T, *const T)> {
+        // One topic (the usual case): no need to compare the topic name.
         let partitions = match self.tags.len() {
             1 => self.tags.values().next(),
-            _ => self.tags.get(m.topic()),
+            _ => self.tags.get(topic),
         };
-        partitions.and_then(|ps| ps.get(&m.partition())).map(|t| (t, t as *const T))
+        partitions.and_then(|ps| ps.get(&partition)).map(|t| (t, t as *const T))
     }
 
     fn poll_batch(&self, room: usize) -> Vec<Run<T>> {
@@ -288,7 +287,7 @@ impl<T: Clone + Send + 'static> Worker<T> {
         // Identifies the current run's partition (tags do not move while
         // polling: commands are handled between batches).
         let mut current: *const T = std::ptr::null();
-        let mut count = 0;
+        let mut count = 0usize;
         // Where each message's key and payload lie in `buf`.
         let mut spans: Vec<(Span, Span)> = Vec::new();
         let mut buf = BytesMut::new();
@@ -298,35 +297,31 @@ impl<T: Clone + Send + 'static> Worker<T> {
                 (buf.len() - b.len(), buf.len())
             })
         };
-        let mut wait = POLL;
-        while count < room {
-            match self.client.poll(wait) {
-                None => break,
-                Some(Ok(m)) => {
-                    // A message of a partition unassigned meanwhile is dropped.
-                    if let Some((tag, id)) = self.tag(&m) {
-                        if id != current || runs.is_empty() {
-                            runs.push(Run { tag: tag.clone(), messages: Vec::new() });
-                            current = id;
-                        }
-                        count += 1;
-                        spans.push((copy(m.key(), &mut buf), copy(m.payload(), &mut buf)));
-                        runs.last_mut().expect("pushed above").messages.push(Fetched {
-                            offset: m.offset(),
-                            key: None,
-                            payload: None,
-                            timestamp: m.timestamp().to_millis(),
-                        });
-                    }
+        let stats = &self.stats;
+        self.queue.take(
+            room,
+            POLL,
+            |m| {
+                // A message of a partition unassigned meanwhile is dropped.
+                let Some((tag, id)) = self.tag(m.topic, m.partition) else { return };
+                if id != current || runs.is_empty() {
+                    runs.push(Run { tag: tag.clone(), messages: Vec::new() });
+                    current = id;
                 }
-                Some(Err(e)) => {
-                    self.stats.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(error = %e, "fetch error");
-                    break;
-                }
-            }
-            wait = Duration::ZERO;
-        }
+                count += 1;
+                spans.push((copy(m.key, &mut buf), copy(m.payload, &mut buf)));
+                runs.last_mut().expect("pushed above").messages.push(Fetched {
+                    offset: m.offset,
+                    key: None,
+                    payload: None,
+                    timestamp: m.timestamp,
+                });
+            },
+            |e| {
+                stats.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "fetch error");
+            },
+        );
         let buf = buf.freeze();
         for (f, (key, payload)) in runs.iter_mut().flat_map(|r| r.messages.iter_mut()).zip(spans) {
             f.key = key.map(|(a, b)| buf.slice(a..b));

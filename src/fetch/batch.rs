@@ -1,0 +1,143 @@
+//! librdkafka's batch consume API, the one unsafe corner of the crate.
+//!
+//! rdkafka's `BaseConsumer::poll` takes one message per call through the
+//! event API, allocating for each; `rd_kafka_consume_batch_queue` hands
+//! over up to a whole batch in one call. The messages are copied out (into
+//! one buffer a batch) and destroyed before the call returns, so nothing
+//! borrowed from librdkafka outlives it.
+
+use std::ffi::CStr;
+use std::time::Duration;
+
+use rdkafka::bindings as rdsys;
+use rdkafka::consumer::Consumer;
+
+use super::KafkaClient;
+
+/// The consumer queue of a client, released on drop.
+pub(super) struct ConsumerQueue {
+    queue: *mut rdsys::rd_kafka_queue_t,
+}
+
+// SAFETY: librdkafka queues are thread-safe; the handle is only used by the
+// fetch thread that owns it, and destroyed once.
+unsafe impl Send for ConsumerQueue {}
+
+/// One message as librdkafka delivered it, borrowed for the duration of
+/// the visitor call.
+pub(super) struct Raw<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub timestamp: Option<i64>,
+}
+
+unsafe fn bytes<'a>(ptr: *mut std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        None
+    } else {
+        // SAFETY: librdkafka guarantees `len` readable bytes at `ptr` for
+        // the message's lifetime.
+        Some(unsafe { std::slice::from_raw_parts(ptr as *const u8, len) })
+    }
+}
+
+impl ConsumerQueue {
+    pub fn new(client: &KafkaClient) -> Self {
+        // SAFETY: the client outlives the queue (both owned by the fetch
+        // thread; the queue is dropped first), and the pointer is valid.
+        let queue = unsafe { rdsys::rd_kafka_queue_get_consumer(client.client().native_ptr()) };
+        ConsumerQueue { queue }
+    }
+
+    /// Takes up to `max` messages, waiting at most `wait` for the first;
+    /// calls `visit` for each (or `error` for an error message). Returns how
+    /// many messages (of either kind) were taken.
+    pub fn take(
+        &self,
+        max: usize,
+        wait: Duration,
+        mut visit: impl FnMut(Raw<'_>),
+        mut error: impl FnMut(rdkafka::error::KafkaError),
+    ) -> usize {
+        if self.queue.is_null() || max == 0 {
+            return 0;
+        }
+        let mut slots: Vec<*mut rdsys::rd_kafka_message_t> = vec![std::ptr::null_mut(); max];
+        // The batch call waits for a full batch or the timeout: wait for one
+        // message, then take what else is there without waiting.
+        let mut n = 0usize;
+        for (want, timeout) in [(1, wait), (max, Duration::ZERO)] {
+            if n >= want {
+                continue;
+            }
+            // SAFETY: `slots[n..]` has room for `want - n` pointers.
+            let got = unsafe {
+                rdsys::rd_kafka_consume_batch_queue(
+                    self.queue,
+                    timeout.as_millis().min(i32::MAX as u128) as i32,
+                    slots.as_mut_ptr().add(n),
+                    want - n,
+                )
+            };
+            if got > 0 {
+                n += got as usize;
+            }
+            if n == 0 {
+                return 0;
+            }
+        }
+        for &m in &slots[..n] {
+            // SAFETY: each of the first `n` slots holds a message librdkafka
+            // handed over; it is read, then destroyed exactly once.
+            unsafe {
+                let msg = &*m;
+                if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    error(rdkafka::error::KafkaError::MessageConsumption(msg.err.into()));
+                } else {
+                    let topic = if msg.rkt.is_null() {
+                        ""
+                    } else {
+                        CStr::from_ptr(rdsys::rd_kafka_topic_name(msg.rkt)).to_str().unwrap_or("")
+                    };
+                    let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+                    let ts = rdsys::rd_kafka_message_timestamp(m, &mut kind);
+                    visit(Raw {
+                        topic,
+                        partition: msg.partition,
+                        offset: msg.offset,
+                        key: bytes(msg.key, msg.key_len),
+                        payload: bytes(msg.payload, msg.len),
+                        timestamp: (kind != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+                            .then_some(ts),
+                    });
+                }
+                rdsys::rd_kafka_message_destroy(m);
+            }
+        }
+        n
+    }
+}
+
+impl Drop for ConsumerQueue {
+    fn drop(&mut self) {
+        if !self.queue.is_null() {
+            // SAFETY: obtained from rd_kafka_queue_get_consumer, destroyed once.
+            unsafe { rdsys::rd_kafka_queue_destroy(self.queue) };
+        }
+    }
+}
+
+/// The log end offset of a partition as last seen in a fetch response (no
+/// request is made).
+pub(crate) fn cached_log_end(client: &KafkaClient, topic: &str, partition: i32) -> Option<u64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut lo, mut hi) = (-1i64, -1i64);
+    // SAFETY: valid client and NUL-terminated topic; outputs are plain i64s.
+    let err = unsafe {
+        rdsys::rd_kafka_get_watermark_offsets(client.client().native_ptr(), topic.as_ptr(), partition, &mut lo, &mut hi)
+    };
+    (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0).then_some(hi as u64)
+}
