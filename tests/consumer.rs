@@ -244,3 +244,150 @@ async fn stop_hands_partitions_over_at_once_at_the_committed_offsets() {
     assert_eq!(b_metrics.commit_failures, 0);
     eprintln!("stop: B owned A's partitions {took:?} after stop() began; resumed at {committed:?}");
 }
+
+/// Records listener calls.
+#[derive(Clone, Default)]
+struct Calls(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+
+impl zkbalance::consumer::RebalanceListener for Calls {
+    fn on_assigned(&self, generation: u64, partitions: &[zkbalance::TopicPartition]) {
+        self.0.lock().push(format!("assigned {generation} {partitions:?}"));
+    }
+    fn on_revoked(&self, partitions: &[zkbalance::TopicPartition]) {
+        self.0.lock().push(format!("revoked {partitions:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dual_storage_writes_both_and_reads_the_larger_and_listeners_bracket_ownership() {
+    use zkbalance::offsets::OffsetStorage;
+    let (zk, mut kafka) = topic_cluster("dual", 1).await;
+    kafka.produce_generated("dual", 300, 50).await.expect("produce");
+    let connect = zk.connect_string();
+    let calls = Calls::default();
+    let mut c = consumer(&connect, "dual", "dual")
+        .offset_storage(OffsetStorage::Dual)
+        .auto_commit(None)
+        .listener(calls.clone())
+        .start()
+        .await
+        .expect("start");
+    for _ in 0..100 {
+        within("a message", Duration::from_secs(10), c.recv()).await.expect("a message").ack();
+    }
+    c.commit().await.expect("commit");
+    assert!(calls.0.lock().iter().any(|c| c.starts_with("assigned")), "{:?}", calls.0.lock());
+    c.stop().await.expect("stop");
+    let log = calls.0.lock().clone();
+    assert_eq!(log.len(), 2, "one assignment, one revoke: {log:?}");
+    assert!(log[0].starts_with("assigned") && log[1].starts_with("revoked"), "{log:?}");
+
+    // Both stores hold 100.
+    let observer = zkbalance::inspect::connect(&connect, Duration::from_secs(5)).await.expect("observer");
+    let view = zkbalance::cluster::read(&observer).await.expect("view");
+    let kafka_side = zkbalance::inspect::KafkaSide::new(&view, "dual", Duration::from_secs(5)).expect("kafka");
+    assert_eq!(kafka_side.committed("dual", 0).await.expect("OffsetFetch"), Some(100));
+    let (bytes, _) = observer.get_data("/consumers/dual/offsets/dual/0").await.expect("ZooKeeper offset");
+    assert_eq!(bytes, b"100");
+
+    // ZooKeeper ahead of Kafka: the larger wins.
+    observer.set_data("/consumers/dual/offsets/dual/0", b"150", None).await.expect("move ZooKeeper's offset");
+    let mut c = consumer(&connect, "dual", "dual").offset_storage(OffsetStorage::Dual).start().await.expect("restart");
+    let m = within("a message", Duration::from_secs(10), c.recv()).await.expect("a message");
+    assert_eq!(m.offset(), 150, "dual mode starts from the larger committed offset");
+    m.ack();
+    c.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_partition_delivers_nothing_new_and_resumes_where_it_stopped() {
+    let (zk, mut kafka) = topic_cluster("pause", 1).await;
+    kafka.produce_generated("pause", 100, 50).await.expect("produce");
+    let mut c = consumer(&zk.connect_string(), "pause", "pause").start().await.expect("start");
+    let mut last = 0;
+    for _ in 0..100 {
+        let m = within("a message", Duration::from_secs(10), c.recv()).await.expect("a message");
+        last = m.offset();
+        m.ack();
+    }
+    let tp = zkbalance::TopicPartition::new(zkbalance::TopicName::new("pause").unwrap(), 0);
+    c.pause(std::slice::from_ref(&tp));
+    kafka.produce_generated("pause", 100, 50).await.expect("produce more");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), c.recv()).await.is_err(),
+        "nothing is fetched while paused"
+    );
+    c.resume(std::slice::from_ref(&tp));
+    let m = within("a message after resume", Duration::from_secs(10), c.recv()).await.expect("a message");
+    assert_eq!(m.offset(), last + 1, "resumes right after the last delivered offset");
+    m.ack();
+    c.stop().await.expect("stop");
+}
+
+#[test]
+fn the_blocking_consumer_iterates_messages() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (zk, mut kafka) = rt.block_on(topic_cluster("blocking", 2));
+    rt.block_on(kafka.produce_generated("blocking", 20, 50)).expect("produce");
+    let mut c = zkbalance::consumer::BlockingConsumer::start(consumer(&zk.connect_string(), "blocking", "blocking"))
+        .expect("start");
+    let offsets: Vec<(i32, u64)> = c
+        .by_ref()
+        .take(20)
+        .map(|m| {
+            m.ack();
+            (m.partition().0, m.offset())
+        })
+        .collect();
+    assert_eq!(offsets.len(), 20);
+    assert!(c.recv_timeout(Duration::from_millis(300)).is_none(), "exactly the 20 produced");
+    assert_eq!(c.metrics().messages, 20);
+    c.stop().expect("stop");
+    drop(kafka);
+    drop(zk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn brokers_are_followed_through_zookeeper_and_an_outage_loses_nothing() {
+    let zk = common::zookeeper().await;
+    let mut kafka = common::kafka(&zk.connect_string(), 3).await;
+    kafka.create_topic("ha", 6, 2).await.expect("topic");
+    kafka.produce_generated("ha", 3_000, 100).await.expect("produce");
+    let ledger = Ledger::default();
+    let c = consumer(&zk.connect_string(), "ha", "ha").start().await.expect("start");
+    let brokers = |c: &zkbalance::consumer::BalancedConsumer| c.metrics().brokers;
+    let mut c = c;
+    let mut n = 0;
+    while n < 1_000 {
+        let m = within("a message", Duration::from_secs(10), c.recv()).await.expect("a message");
+        ledger.record("c", "ha", &m);
+        m.ack();
+        n += 1;
+    }
+    assert_eq!(brokers(&c), 3, "the three registered brokers are followed");
+    let victim = kafka.live_brokers()[0];
+    kafka.broker_down(victim).await.expect("broker down");
+    kafka.produce_generated("ha", 1_000, 100).await.expect("produce while a broker is down");
+    while ledger.distinct() < 4_000 {
+        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(20), c.recv()).await else {
+            panic!("stalled at {} of 4000 with broker {victim} down", ledger.distinct());
+        };
+        ledger.record("c", "ha", &m);
+        m.ack();
+    }
+    assert_eq!(brokers(&c), 2, "the down broker's registration is gone");
+    kafka.broker_up(victim).await.expect("broker up");
+    zkbalance::testkit::wait_until("the broker to be followed again", Duration::from_secs(10), || async {
+        (brokers(&c) == 3).then_some(())
+    })
+    .await
+    .expect("followed");
+    assert!(ledger.missing(4_000).is_empty());
+    assert!(ledger.duplicates().is_empty(), "{:?}", ledger.duplicates().len());
+    eprintln!(
+        "broker outage: {} fetch errors tolerated, {} rebalances",
+        c.metrics().fetch_errors,
+        c.metrics().group.rebalances.count()
+    );
+    c.stop().await.expect("stop");
+}

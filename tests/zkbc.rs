@@ -118,6 +118,27 @@ async fn every_subcommand_against_the_test_cluster() {
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
     let g = json(&ok(&["group", "list", "--zookeeper", z, "--format", "json"]).await);
     assert!(g.as_array().unwrap().iter().any(|g| g["group"] == "g1" && g["members"] == 0), "member znode gone: {g}");
+    // SIGINT too.
+    let mut member =
+        zkbc(&base).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    zkbalance::testkit::wait_until("the member to register again", Duration::from_secs(20), || async {
+        let g = json(&ok(&["group", "list", "--zookeeper", z, "--format", "json"]).await);
+        g.as_array().unwrap().iter().any(|g| g["group"] == "g1" && g["members"] == 1).then_some(())
+    })
+    .await
+    .expect("member registered");
+    let pid = member.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = within("the member to stop on SIGINT", Duration::from_secs(20), member.wait()).await.unwrap();
+    assert!(status.success(), "SIGINT exits 0: {status:?}");
+
+    // a reset to a time: after every message (tomorrow) means the log end,
+    // as with kafka-consumer-groups. (The mock does not look offsets up by
+    // time, so "the first message after T" is not exercised here.)
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z]).await;
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "2999-01-01T00:00:00Z", "--zookeeper", z]).await;
+    let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
+    assert!(d["partitions"].as_array().unwrap().iter().all(|r| r["committed"] == r["log_end"]), "{d}");
 
     // error cases
     fails(&["group", "describe", "nosuch", "--zookeeper", z], 66, "does not exist").await;

@@ -104,21 +104,22 @@ pub(crate) async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 None => break,
-                Some(GroupEvent::Assigned { generation, leases, partitions }) => {
+                Some(GroupEvent::Assigned { generation, leases, .. }) => {
+                    let fresh: Vec<TopicPartition> = leases.iter().map(|l| l.topic_partition().clone()).collect();
                     let mut ready = Vec::new();
                     for lease in leases {
                         let (tx, rx) = oneshot::channel();
                         ready.push(rx);
                         tasks.spawn(partition(Arc::clone(&shared), lease, tx));
                     }
-                    if let Some(listener) = shared.listener.clone() {
+                    if let Some(listener) = shared.listener.clone().filter(|_| !fresh.is_empty()) {
                         // After the new partitions are set up; off this loop,
                         // so a slow callback never delays a revoke.
                         tokio::spawn(async move {
                             for r in ready {
                                 let _ = r.await;
                             }
-                            listener.on_assigned(generation, &partitions);
+                            listener.on_assigned(generation, &fresh);
                         });
                     }
                 }

@@ -65,6 +65,9 @@ pub struct ConsumerMetrics {
     pub backpressure_pauses: u64,
     /// Messages fetched and not yet delivered.
     pub buffered: usize,
+    /// Brokers registered in ZooKeeper, as last followed (new ones are
+    /// added to the Kafka client as they register).
+    pub brokers: usize,
 }
 
 impl Counters {

@@ -49,7 +49,8 @@ pub use metrics::{ConsumerMetrics, PartitionMetrics};
 use crate::balance::ConfigError;
 use crate::coord::{AssignmentView, CoordError, GroupMember};
 use crate::fetch::{
-    bootstrap_from_zookeeper, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient, Run,
+    bootstrap_from_zookeeper, follow_brokers, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient,
+    Run,
 };
 use crate::ids::{MemberId, TopicPartition};
 use crate::offsets::{Committer, KafkaOffsets, OffsetError, ZkOffsets};
@@ -98,7 +99,8 @@ pub enum ConsumerError {
 /// Callbacks around rebalances. Called from the consumer's tasks: keep them
 /// short (a slow callback delays only its own partitions' hand-over).
 pub trait RebalanceListener: Send + Sync + 'static {
-    /// After these partitions were claimed and their fetching started.
+    /// After these newly owned partitions were claimed and their fetching
+    /// started (not called when a change only took partitions away).
     fn on_assigned(&self, generation: u64, partitions: &[TopicPartition]) {
         let _ = (generation, partitions);
     }
@@ -126,6 +128,8 @@ pub struct BalancedConsumer {
     buffered: Arc<AtomicUsize>,
     fetch_stats: Arc<FetchStats>,
     client: Arc<KafkaClient>,
+    /// Brokers registered in ZooKeeper at the last look.
+    brokers: Arc<AtomicUsize>,
     view: watch::Receiver<AssignmentView>,
     control: Option<JoinHandle<()>>,
 }
@@ -181,6 +185,8 @@ impl BalancedConsumer {
         let fetcher =
             Fetcher::spawn(Arc::clone(&client), cfg.buffer, Arc::clone(&buffered), out_tx, Arc::clone(&fetch_stats))
                 .map_err(ConsumerError::Thread)?;
+        let brokers = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(follow_brokers(member.sessions(), Arc::clone(&client), Arc::clone(&brokers)));
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), commit_rx));
         let shared = Arc::new(Shared {
@@ -208,6 +214,7 @@ impl BalancedConsumer {
             buffered,
             fetch_stats,
             client,
+            brokers,
             view,
             control: Some(control),
         })
@@ -319,6 +326,7 @@ impl BalancedConsumer {
         m.fetch_errors = self.fetch_stats.fetch_errors.load(Ordering::Relaxed);
         m.backpressure_pauses = self.fetch_stats.backpressure_pauses.load(Ordering::Relaxed);
         m.buffered = self.buffered.load(Ordering::Relaxed);
+        m.brokers = self.brokers.load(Ordering::Relaxed);
         let cells: Vec<_> = self.shared.cells.lock().values().cloned().collect();
         m.partitions = cells
             .iter()

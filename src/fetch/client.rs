@@ -91,3 +91,49 @@ pub(crate) async fn bootstrap_from_zookeeper(
     let servers = view.bootstrap_servers();
     Ok((!servers.is_empty()).then_some(servers))
 }
+
+/// Follows the broker registrations in ZooKeeper for the consumer's life:
+/// brokers that appear are added to librdkafka, so a cluster whose brokers
+/// were all replaced is still reachable. `known` counts the brokers
+/// registered at the last look.
+pub(crate) async fn follow_brokers(
+    sessions: crate::offsets::Sessions,
+    client: std::sync::Arc<KafkaClient>,
+    known: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use crate::znode::{layout, BrokerRegistration, Codec};
+    let mut sessions = sessions;
+    loop {
+        let Some((_, zk)) = sessions.borrow_and_update().clone() else { return };
+        let path = layout::BROKER_IDS;
+        match zk.get_and_watch_children(path).await {
+            Ok((ids, _, watcher)) => {
+                let mut servers = Vec::new();
+                for id in &ids {
+                    let p = format!("{path}/{id}");
+                    let Ok((bytes, _)) = zk.get_data(&p).await else { continue };
+                    match BrokerRegistration::decode(&p, &bytes) {
+                        Ok(b) => servers.extend(b.endpoint_for("PLAINTEXT").map(|e| e.address())),
+                        Err(e) => tracing::warn!(error = %e, "skipping a malformed broker registration"),
+                    }
+                }
+                known.store(servers.len(), std::sync::atomic::Ordering::Relaxed);
+                let added = super::ffi::add_brokers(&client, &servers.join(","));
+                if added > 0 {
+                    tracing::info!(added, "brokers from ZooKeeper added");
+                }
+                tokio::select! {
+                    _ = watcher.changed() => {}
+                    changed = sessions.changed() => if changed.is_err() { return },
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the broker registrations");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    changed = sessions.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+    }
+}

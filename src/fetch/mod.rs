@@ -12,8 +12,8 @@
 //! for the application ([`Command::Pause`]). Coordination runs elsewhere
 //! and never waits on this thread.
 
-mod batch;
 mod client;
+mod ffi;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,8 +27,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use batch::cached_log_end;
-pub(crate) use client::{bootstrap_from_zookeeper, kafka_client, ClientSettings, KafkaClient};
+pub(crate) use client::{bootstrap_from_zookeeper, follow_brokers, kafka_client, ClientSettings, KafkaClient};
+pub(crate) use ffi::cached_log_end;
 
 use crate::ids::TopicPartition;
 
@@ -98,7 +98,7 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
         stats: Arc<FetchStats>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
-        let queue = batch::ConsumerQueue::new(&client);
+        let queue = ffi::ConsumerQueue::new(&client);
         let mut worker = Worker { queue, client, capacity, buffered, out, stats, tags: HashMap::new(), paused: false };
         let thread = std::thread::Builder::new().name("zkbalance-fetch".into()).spawn(move || worker.run(rx))?;
         let waker = thread.thread().clone();
@@ -161,7 +161,7 @@ impl<T> Drop for Fetcher<T> {
 
 struct Worker<T> {
     /// Declared before `client`, so it is released first.
-    queue: batch::ConsumerQueue,
+    queue: ffi::ConsumerQueue,
     client: Arc<KafkaClient>,
     capacity: usize,
     buffered: Arc<AtomicUsize>,

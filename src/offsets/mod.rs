@@ -18,7 +18,7 @@ use thiserror::Error;
 pub use window::{AckWindow, WindowError};
 
 pub(crate) use kafka::KafkaOffsets;
-pub(crate) use zk::ZkOffsets;
+pub(crate) use zk::{Sessions, ZkOffsets};
 
 use crate::ids::TopicPartition;
 use crate::znode::ZnodeError;

@@ -1,4 +1,5 @@
-//! librdkafka's batch consume API, the one unsafe corner of the crate.
+//! The one unsafe corner of the crate: librdkafka calls rdkafka does not
+//! wrap — the batch consume API, cached watermarks, adding brokers.
 //!
 //! rdkafka's `BaseConsumer::poll` takes one message per call through the
 //! event API, allocating for each; `rd_kafka_consume_batch_queue` hands
@@ -140,4 +141,13 @@ pub(crate) fn cached_log_end(client: &KafkaClient, topic: &str, partition: i32) 
         rdsys::rd_kafka_get_watermark_offsets(client.client().native_ptr(), topic.as_ptr(), partition, &mut lo, &mut hi)
     };
     (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0).then_some(hi as u64)
+}
+
+/// Tells librdkafka about brokers (`host:port,...`); known ones are ignored.
+/// Returns how many were added.
+pub(crate) fn add_brokers(client: &KafkaClient, servers: &str) -> usize {
+    let Ok(list) = std::ffi::CString::new(servers) else { return 0 };
+    // SAFETY: valid client and NUL-terminated list; librdkafka copies it.
+    let added = unsafe { rdsys::rd_kafka_brokers_add(client.client().native_ptr(), list.as_ptr()) };
+    added.max(0) as usize
 }
