@@ -150,6 +150,27 @@ async fn every_subcommand_against_the_test_cluster() {
     let observer = zkbalance::testkit::connect(z, Duration::from_secs(6)).await.unwrap();
     observer.set_data("/consumers/g1/offsets/cli/0", b"not-a-number", None).await.expect("corrupt an offset");
     fails(&["group", "describe", "g1", "--zookeeper", z], 65, "/consumers/g1/offsets/cli/0").await;
+
+    // no broker left: Kafka-side work fails with its own code
+    drop(kafka);
+    zkbalance::testkit::wait_until("the brokers' registrations to vanish", Duration::from_secs(30), || async {
+        json(&ok(&["brokers", "--zookeeper", z, "--format", "json"]).await).as_array().unwrap().is_empty().then_some(())
+    })
+    .await
+    .expect("brokers gone");
+    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z], 76, "no broker").await;
+}
+
+#[tokio::test]
+async fn demo_and_sim_run_and_report() {
+    let out = run(&["demo", "--messages", "2000"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "demo failed: {}\n{stdout}", text(&out.stderr));
+    assert!(stdout.contains("Member a stops cleanly") && stdout.contains("Member d joins"), "{stdout}");
+    assert!(stdout.contains("consumed 8000") && stdout.contains("duplicated 0, lost 0"), "{stdout}");
+    let sim = ok(&["sim", "--seed", "7", "--members", "3", "--partitions", "6", "--quiet"]).await;
+    assert!(!sim.is_empty());
+    fails(&["sim", "--members", "0"], 2, "--members").await;
 }
 
 #[tokio::test]
