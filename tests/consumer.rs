@@ -305,11 +305,16 @@ async fn a_paused_partition_delivers_nothing_new_and_resumes_where_it_stopped() 
     kafka.produce_generated("pause", 100, 50).await.expect("produce");
     let mut c = consumer(&zk.connect_string(), "pause", "pause").start().await.expect("start");
     let mut last = 0;
-    for _ in 0..100 {
-        let m = within("a message", Duration::from_secs(10), c.recv()).await.expect("a message");
-        last = m.offset();
-        m.ack();
+    {
+        // The same messages as a Stream.
+        use futures_util::StreamExt;
+        let mut stream = Box::pin(c.stream().take(100));
+        while let Some(m) = within("a message", Duration::from_secs(10), stream.next()).await {
+            last = m.offset();
+            m.ack();
+        }
     }
+    assert_eq!(last, 99);
     let tp = zkbalance::TopicPartition::new(zkbalance::TopicName::new("pause").unwrap(), 0);
     c.pause(std::slice::from_ref(&tp));
     kafka.produce_generated("pause", 100, 50).await.expect("produce more");

@@ -181,7 +181,11 @@ impl ConsumerBuilder {
     }
 
     pub(crate) fn build(self) -> Result<ConsumerConfig, ConsumerError> {
-        let group = self.group.build()?;
+        // A bad group setting is a bad consumer setting: one variant for both.
+        let group = self.group.build().map_err(|e| match e {
+            crate::coord::CoordError::Config(c) => ConsumerError::Config(c),
+            other => ConsumerError::Group(other),
+        })?;
         if self.buffer == 0 {
             return Err(invalid("buffer", "must hold at least one message"));
         }
@@ -223,5 +227,44 @@ impl ConsumerBuilder {
     /// Validates, connects, joins the group and starts fetching.
     pub async fn start(self) -> Result<BalancedConsumer, ConsumerError> {
         BalancedConsumer::start(self.build()?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ConsumerBuilder {
+        ConsumerBuilder::default().zookeeper("127.0.0.1:2181/kafka").group("g").topic("t")
+    }
+
+    fn refused(b: ConsumerBuilder) -> String {
+        match b.build() {
+            Err(ConsumerError::Config(c)) => c.setting.to_owned(),
+            Err(e) => panic!("expected a config error, got {e}"),
+            Ok(_) => panic!("expected a config error"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_flavour() {
+        let c = base().build().expect("valid");
+        assert_eq!((c.storage, c.reset), (OffsetStorage::Kafka, OffsetReset::Earliest));
+        let c = base().flavour(Flavour::Scala).build().expect("valid");
+        assert_eq!((c.storage, c.reset), (OffsetStorage::Zookeeper, OffsetReset::Latest));
+        assert_eq!(c.buffer, 10_000);
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        assert_eq!(refused(base().buffer(0)), "buffer");
+        assert_eq!(refused(base().auto_commit(Some(Duration::ZERO))), "auto_commit");
+        assert_eq!(refused(base().kafka_timeout(Duration::ZERO)), "kafka_timeout");
+        assert_eq!(refused(base().bootstrap_servers("localhost")), "bootstrap_servers");
+        assert_eq!(refused(base().bootstrap_servers("a:1,b:x")), "bootstrap_servers");
+        assert_eq!(refused(base().kafka_property("enable.auto.commit", "true")), "kafka_property");
+        assert_eq!(refused(ConsumerBuilder::default().group("g").topic("t")), "zookeeper");
+        assert_eq!(refused(base().session_timeout(Duration::ZERO)), "session_timeout");
+        assert!(base().bootstrap_servers("a:1,b:2").kafka_property("fetch.max.bytes", "1000").build().is_ok());
     }
 }
