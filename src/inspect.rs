@@ -19,6 +19,7 @@ use crate::cluster::{self, ClusterView};
 use crate::coord::CoordError;
 use crate::ids::{GroupId, PartitionId, TopicName};
 use crate::offsets::OffsetStorage;
+use crate::zk_call::zk_call;
 use crate::znode::{
     layout, Codec, Flavour, MemberRegistration, OwnerName, PykafkaOwner, ScalaOwner, Subscription, TopicSpelling,
     ZkOffset, ZnodeError,
@@ -43,16 +44,8 @@ pub enum InspectError {
     #[error("{0}")]
     BadName(String),
     /// ZooKeeper failed a request.
-    #[error("ZooKeeper {op} {path}: {source}")]
-    ZooKeeper {
-        /// What was being done.
-        op: &'static str,
-        /// The znode.
-        path: String,
-        /// The cause.
-        #[source]
-        source: ZkError,
-    },
+    #[error(transparent)]
+    ZooKeeper(#[from] crate::zk_call::ZkCallError),
     /// Kafka failed a request, or no broker is registered.
     #[error("Kafka: {0}")]
     Kafka(String),
@@ -68,12 +61,12 @@ pub enum InspectError {
 
 impl From<cluster::ReadError> for InspectError {
     fn from(e: cluster::ReadError) -> Self {
-        InspectError::ZooKeeper { op: "read", path: e.path, source: e.source }
+        zk_call("read", e.path)(e.source).into()
     }
 }
 
 fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> InspectError + 'a {
-    move |source| InspectError::ZooKeeper { op, path: path.to_owned(), source }
+    move |source| zk_call(op, path)(source).into()
 }
 
 /// Connects within `timeout` and checks the chroot exists.
@@ -82,7 +75,7 @@ pub async fn connect(connect: &str, timeout: Duration) -> Result<Client, Inspect
     match zk.check_stat("/").await {
         Ok(Some(_)) => Ok(zk),
         Ok(None) | Err(ZkError::NoNode) => Err(CoordError::BadChroot { connect: connect.to_owned() }.into()),
-        Err(source) => Err(InspectError::ZooKeeper { op: "check the chroot", path: "/".into(), source }),
+        Err(source) => Err(zk_call("check the chroot", "/")(source).into()),
     }
 }
 

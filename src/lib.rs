@@ -42,6 +42,7 @@ pub mod ids;
 pub mod inspect;
 pub mod offsets;
 pub mod sim;
+pub mod zk_call;
 pub mod znode;
 
 #[doc(hidden)]

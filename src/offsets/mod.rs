@@ -95,16 +95,8 @@ pub enum OffsetError {
     #[error(transparent)]
     Malformed(Box<ZnodeError>),
     /// ZooKeeper refused or failed a request.
-    #[error("ZooKeeper {op} {path}: {source}")]
-    ZooKeeper {
-        /// What was being done.
-        op: &'static str,
-        /// The znode.
-        path: String,
-        /// The cause.
-        #[source]
-        source: zookeeper_client::Error,
-    },
+    #[error(transparent)]
+    ZooKeeper(#[from] crate::zk_call::ZkCallError),
     /// Kafka refused or failed a request.
     #[error("Kafka {op} for {tp}: {source}")]
     Kafka {

@@ -7,6 +7,7 @@ use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError, MultiWriteErr
 use super::OffsetError;
 use crate::coord::Fence;
 use crate::ids::{GroupId, TopicPartition};
+use crate::zk_call::zk_call;
 use crate::znode::{layout, Codec, ZkOffset};
 
 /// The session a fence is checked against: numbered, `None` once stopped.
@@ -34,12 +35,12 @@ impl ZkOffsets {
     pub async fn read(&self, tp: &TopicPartition) -> Result<Option<u64>, OffsetError> {
         let path = layout::offset(&self.group, &tp.topic, tp.partition);
         let Some((_, zk)) = self.client() else {
-            return Err(OffsetError::ZooKeeper { op: "read", path, source: ZkError::ClientClosed });
+            return Err(zk_call("read", path)(ZkError::ClientClosed).into());
         };
         match zk.get_data(&path).await {
             Ok((bytes, _)) => Ok(Some(ZkOffset::decode(&path, &bytes)?.0)),
             Err(ZkError::NoNode) => Ok(None),
-            Err(source) => Err(OffsetError::ZooKeeper { op: "read", path, source }),
+            Err(source) => Err(zk_call("read", path)(source).into()),
         }
     }
 
@@ -50,7 +51,7 @@ impl ZkOffsets {
         let path = layout::offset(&self.group, &tp.topic, tp.partition);
         let payload = ZkOffset(offset).encode();
         let fenced = || OffsetError::Fenced { tp: tp.clone() };
-        let zk_err = |op, source| OffsetError::ZooKeeper { op, path: path.clone(), source };
+        let zk_err = |op, source| OffsetError::from(zk_call(op, &path)(source));
         let mut set = zk.new_multi_writer();
         set.add_check_version(&fence.owner_path, 0).map_err(|e| zk_err("check owner", e))?;
         set.add_set_data(&path, &payload, None).map_err(|e| zk_err("set", e))?;

@@ -63,16 +63,8 @@ pub enum TestkitError {
         log_tail: String,
     },
     /// A ZooKeeper call failed.
-    #[error("ZooKeeper {op} {path}: {source}")]
-    ZooKeeper {
-        /// The operation.
-        op: &'static str,
-        /// The path (or connect string).
-        path: String,
-        /// The cause.
-        #[source]
-        source: zookeeper_client::Error,
-    },
+    #[error(transparent)]
+    ZooKeeper(#[from] crate::zk_call::ZkCallError),
     /// The mock Kafka process failed a command or died.
     #[error("mock Kafka: {0}")]
     MockKafka(String),
@@ -91,7 +83,7 @@ pub enum TestkitError {
 
 impl TestkitError {
     pub(crate) fn zk(op: &'static str, path: impl Into<String>) -> impl FnOnce(zookeeper_client::Error) -> Self {
-        let path = path.into();
-        move |source| TestkitError::ZooKeeper { op, path, source }
+        let call = crate::zk_call::zk_call(op, path);
+        move |source| TestkitError::ZooKeeper(call(source))
     }
 }

@@ -79,7 +79,7 @@ impl From<InspectError> for CliError {
             InspectError::BadName(_) => CliError::Usage(e.to_string()),
             InspectError::Kafka(_) => CliError::Kafka(e.to_string()),
             InspectError::Active { .. } => CliError::Refused(e.to_string()),
-            InspectError::ZooKeeper { .. } => CliError::Internal(e.to_string()),
+            InspectError::ZooKeeper(_) => CliError::Internal(e.to_string()),
         }
     }
 }
