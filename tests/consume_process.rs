@@ -45,9 +45,16 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_win
     }
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("reap");
+    let mut rest = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
-        printed.push(parse(line));
+        rest.push(line);
     }
+    // SIGKILL can cut a write short: a last line that is not whole was not
+    // printed (nor acknowledged).
+    if rest.last().is_some_and(|l| serde_json::from_str::<serde_json::Value>(l).is_err()) {
+        rest.pop();
+    }
+    printed.extend(rest.into_iter().map(parse));
     // What the killed process had committed: nothing can move it now.
     let observer = zkbalance::testkit::connect(&connect, Duration::from_secs(6)).await.expect("observer");
     let (g, t) = (zkbalance::GroupId::new("crash").unwrap(), zkbalance::TopicName::new("crash").unwrap());

@@ -316,13 +316,13 @@ async fn a_paused_partition_delivers_nothing_new_and_resumes_where_it_stopped() 
     }
     assert_eq!(last, 99);
     let tp = zkbalance::TopicPartition::new(zkbalance::TopicName::new("pause").unwrap(), 0);
-    c.pause(std::slice::from_ref(&tp));
+    within("pause", Duration::from_secs(5), c.pause(std::slice::from_ref(&tp))).await;
     kafka.produce_generated("pause", 100, 50).await.expect("produce more");
     assert!(
         tokio::time::timeout(Duration::from_millis(700), c.recv()).await.is_err(),
         "nothing is fetched while paused"
     );
-    c.resume(std::slice::from_ref(&tp));
+    within("resume", Duration::from_secs(5), c.resume(std::slice::from_ref(&tp))).await;
     let m = within("a message after resume", Duration::from_secs(10), c.recv()).await.expect("a message");
     assert_eq!(m.offset(), last + 1, "resumes right after the last delivered offset");
     m.ack();

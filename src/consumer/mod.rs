@@ -299,15 +299,16 @@ impl BalancedConsumer {
     }
 
     /// Stops fetching these partitions until [`resume`](Self::resume)d
-    /// (ownership is unaffected). Their prefetched messages are discarded
-    /// and fetched again on resume.
-    pub fn pause(&self, partitions: &[TopicPartition]) {
-        self.shared.fetcher.pause(partitions.to_vec());
+    /// (ownership is unaffected); resolves once fetching stopped. Messages
+    /// already buffered are still delivered; librdkafka's prefetch of them
+    /// is discarded and fetched again on resume.
+    pub async fn pause(&self, partitions: &[TopicPartition]) {
+        self.shared.fetcher.pause(partitions.to_vec()).await;
     }
 
     /// Resumes fetching paused partitions from where delivery stopped.
-    pub fn resume(&self, partitions: &[TopicPartition]) {
-        self.shared.fetcher.resume(partitions.to_vec());
+    pub async fn resume(&self, partitions: &[TopicPartition]) {
+        self.shared.fetcher.resume(partitions.to_vec()).await;
     }
 
     /// Commits every owned partition's acknowledged low watermark now.

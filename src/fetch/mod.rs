@@ -60,8 +60,8 @@ pub(crate) enum Command<T> {
     Unassign(Vec<TopicPartition>, oneshot::Sender<()>),
     /// Stop fetching these until resumed (their prefetched messages are
     /// dropped by librdkafka and fetched again on resume).
-    Pause(Vec<TopicPartition>),
-    Resume(Vec<TopicPartition>),
+    Pause(Vec<TopicPartition>, oneshot::Sender<()>),
+    Resume(Vec<TopicPartition>, oneshot::Sender<()>),
     Stop,
 }
 
@@ -129,12 +129,20 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
         }
     }
 
-    pub fn pause(&self, partitions: Vec<TopicPartition>) {
-        self.send(Command::Pause(partitions));
+    /// Pauses fetching; resolves once applied.
+    pub async fn pause(&self, partitions: Vec<TopicPartition>) {
+        let (done, wait) = oneshot::channel();
+        if self.send(Command::Pause(partitions, done)) {
+            let _ = wait.await;
+        }
     }
 
-    pub fn resume(&self, partitions: Vec<TopicPartition>) {
-        self.send(Command::Resume(partitions));
+    /// Resumes fetching; resolves once applied.
+    pub async fn resume(&self, partitions: Vec<TopicPartition>) {
+        let (done, wait) = oneshot::channel();
+        if self.send(Command::Resume(partitions, done)) {
+            let _ = wait.await;
+        }
     }
 
     /// Tells the thread to stop, without waiting.
@@ -215,15 +223,17 @@ impl<T: Clone + Send + 'static> Worker<T> {
                 // Nothing polled from here on carries their tags.
                 let _ = done.send(());
             }
-            Command::Pause(parts) => {
+            Command::Pause(parts, done) => {
                 if let Err(e) = self.client.pause(&tpl(parts.iter().map(|tp| (tp.topic.as_str(), tp.partition.0)))) {
                     tracing::warn!(error = %e, "pause failed");
                 }
+                let _ = done.send(());
             }
-            Command::Resume(parts) => {
+            Command::Resume(parts, done) => {
                 if let Err(e) = self.client.resume(&tpl(parts.iter().map(|tp| (tp.topic.as_str(), tp.partition.0)))) {
                     tracing::warn!(error = %e, "resume failed");
                 }
+                let _ = done.send(());
             }
             Command::Stop => return false,
         }
