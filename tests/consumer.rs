@@ -396,3 +396,65 @@ async fn brokers_are_followed_through_zookeeper_and_an_outage_loses_nothing() {
     );
     c.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_consumer_stops_before_its_successor_starts_and_loses_nothing() {
+    let (zk, mut kafka) = topic_cluster("expiry", 4).await;
+    kafka.produce_generated("expiry", 8_000, 100).await.expect("produce");
+    let link = zkbalance::testkit::ZkLink::new(&zk).await.expect("link");
+    let ledger = Ledger::default();
+    // A goes through the cuttable link and works slowly, so it has work
+    // in hand when it is cut off; B is direct.
+    let a = consumer(&link.connect_string(), "exp", "expiry").auto_commit(Some(Duration::from_millis(100)));
+    let a = a.start().await.expect("start a");
+    let a_id = a.id().expect("joined").to_string();
+    let a = Running::paced("a", a, ledger.clone(), "expiry", Duration::from_millis(1));
+    let b = consumer(&zk.connect_string(), "exp", "expiry").auto_commit(Some(Duration::from_millis(100)));
+    let b = Running::paced("b", b.start().await.expect("start b"), ledger.clone(), "expiry", Duration::from_millis(1));
+    ledger.wait_for(1_000, Duration::from_secs(20)).await;
+
+    link.cut();
+    let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(6)).await.expect("observer");
+    zkbalance::testkit::wait_until("A's session to expire", Duration::from_secs(10), || async {
+        observer.check_stat(&format!("/consumers/exp/ids/{a_id}")).await.ok().flatten().is_none().then_some(())
+    })
+    .await
+    .expect("expired");
+    ledger.wait_for(5_000, Duration::from_secs(30)).await;
+    link.restore();
+    ledger.wait_for(8_000, Duration::from_secs(30)).await;
+    let (ma, mb) = (a.stop().await, b.stop().await);
+
+    assert!(ledger.missing(8_000).is_empty(), "lost: {:?}", ledger.missing(8_000).len());
+    // Per partition, in delivery order: the owner changes only at hand-overs
+    // (never interleaved), and within one ownership (member, generation)
+    // offsets only grow.
+    let mut by_partition: std::collections::BTreeMap<i32, Vec<common::consumer::Delivery>> = Default::default();
+    for (_, d) in ledger.all() {
+        by_partition.entry(d.partition).or_default().push(d);
+    }
+    for (p, mut ds) in by_partition {
+        ds.sort_by_key(|d| d.index);
+        let changes = ds.windows(2).filter(|w| w[0].who != w[1].who).count();
+        let same = |a: &common::consumer::Delivery, b: &common::consumer::Delivery| {
+            a.who == b.who && a.generation == b.generation
+        };
+        assert!(changes <= 3, "partition {p}: delivered by turns {changes} times — concurrent owners?");
+        for w in ds.windows(2).filter(|w| same(&w[0], &w[1])) {
+            assert!(
+                w[1].offset > w[0].offset,
+                "partition {p}: {} went back from {} to {}",
+                w[0].who,
+                w[0].offset,
+                w[1].offset
+            );
+        }
+    }
+    let duplicates = ledger.duplicates().len();
+    eprintln!(
+        "expiry: {duplicates} duplicates (A's uncommitted window), A lost {} partitions, {} fenced commits, 0 lost",
+        ma.group.partitions_lost, ma.fenced_commits
+    );
+    assert!(ma.group.session_expirations >= 1 && ma.group.partitions_lost >= 1, "{ma:#?}");
+    assert_eq!(mb.commit_failures, 0);
+}

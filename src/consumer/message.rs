@@ -50,6 +50,14 @@ impl Message {
         self.payload.as_deref()
     }
 
+    /// The assignment generation under which this member owns the
+    /// partition. Within one generation a partition's offsets only grow; a
+    /// new generation starts again at the committed offset, so messages
+    /// delivered but not committed before may come again.
+    pub fn generation(&self) -> u64 {
+        self.cell.generation
+    }
+
     /// The timestamp in milliseconds since the epoch, if the broker set one.
     pub fn timestamp(&self) -> Option<i64> {
         self.timestamp

@@ -188,7 +188,7 @@ impl BalancedConsumer {
         let brokers = Arc::new(AtomicUsize::new(0));
         tokio::spawn(follow_brokers(member.sessions(), Arc::clone(&client), Arc::clone(&brokers)));
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
-        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), commit_rx));
+        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), view.clone(), commit_rx));
         let shared = Arc::new(Shared {
             cells: Default::default(),
             counters,

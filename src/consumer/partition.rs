@@ -39,15 +39,17 @@ struct State {
 pub(crate) struct PartitionCell {
     pub tp: TopicPartition,
     pub fence: Fence,
+    /// The assignment generation of the lease this cell lives for.
+    pub generation: u64,
     state: Mutex<State>,
     idle: Notify,
     counters: Arc<Counters>,
 }
 
 impl PartitionCell {
-    pub fn new(tp: TopicPartition, fence: Fence, start: Option<u64>, counters: Arc<Counters>) -> Self {
+    pub fn new(tp: TopicPartition, fence: Fence, generation: u64, start: Option<u64>, counters: Arc<Counters>) -> Self {
         let state = State { phase: Phase::Active, window: start.map(AckWindow::new), committed: start };
-        PartitionCell { tp, fence, state: Mutex::new(state), idle: Notify::new(), counters }
+        PartitionCell { tp, fence, generation, state: Mutex::new(state), idle: Notify::new(), counters }
     }
 
     /// Records the delivery of `offset` if the partition is still active

@@ -34,6 +34,8 @@ pub struct Delivery {
     pub who: String,
     pub partition: i32,
     pub offset: u64,
+    /// The member's assignment generation for the partition.
+    pub generation: u64,
     /// Order of delivery across the ledger.
     pub index: u64,
 }
@@ -54,7 +56,13 @@ impl Ledger {
         let mut inner = self.inner.lock();
         let index = inner.0;
         inner.0 += 1;
-        let d = Delivery { who: who.to_owned(), partition: m.partition().0, offset: m.offset(), index };
+        let d = Delivery {
+            who: who.to_owned(),
+            partition: m.partition().0,
+            offset: m.offset(),
+            generation: m.generation(),
+            index,
+        };
         inner.1.entry(seq).or_default().push(d);
         seq
     }
