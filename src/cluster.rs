@@ -62,7 +62,7 @@ impl ClusterView {
     }
 }
 
-async fn get(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
+pub(crate) async fn get(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
     match zk.get_data(path).await {
         Ok((data, _)) => Ok(Some(data)),
         // Gone between listing and reading: not an error, just not there.
@@ -71,7 +71,7 @@ async fn get(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
     }
 }
 
-async fn children(zk: &Client, path: &str) -> Result<Vec<String>, ReadError> {
+pub(crate) async fn children(zk: &Client, path: &str) -> Result<Vec<String>, ReadError> {
     match zk.list_children(path).await {
         Ok(mut c) => {
             c.sort();
@@ -91,6 +91,14 @@ impl ClusterView {
 
 /// Reads brokers, topics and partition states.
 pub async fn read(zk: &Client) -> Result<ClusterView, ReadError> {
+    let mut view = read_brokers(zk).await?;
+    read_topics(zk, &mut view).await?;
+    Ok(view)
+}
+
+/// Reads the broker registrations only (no topics): what bootstrapping and
+/// following brokers need, without a read per partition.
+pub async fn read_brokers(zk: &Client) -> Result<ClusterView, ReadError> {
     let mut view = ClusterView::default();
     for id in children(zk, layout::BROKER_IDS).await? {
         let path = format!("{}/{id}", layout::BROKER_IDS);
@@ -106,6 +114,10 @@ pub async fn read(zk: &Client) -> Result<ClusterView, ReadError> {
             Err(e) => view.skip(e),
         }
     }
+    Ok(view)
+}
+
+async fn read_topics(zk: &Client, view: &mut ClusterView) -> Result<(), ReadError> {
     for name in children(zk, layout::BROKER_TOPICS).await? {
         let topic = match TopicName::new(name.as_str()) {
             Ok(t) => t,
@@ -140,5 +152,5 @@ pub async fn read(zk: &Client) -> Result<ClusterView, ReadError> {
         }
         view.topics.insert(topic, partitions);
     }
-    Ok(view)
+    Ok(())
 }

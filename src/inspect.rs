@@ -71,12 +71,7 @@ fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> Inspec
 
 /// Connects within `timeout` and checks the chroot exists.
 pub async fn connect(connect: &str, timeout: Duration) -> Result<Client, InspectError> {
-    let zk = crate::coord::connect(connect, timeout, timeout).await?;
-    match zk.check_stat("/").await {
-        Ok(Some(_)) => Ok(zk),
-        Ok(None) | Err(ZkError::NoNode) => Err(CoordError::BadChroot { connect: connect.to_owned() }.into()),
-        Err(source) => Err(zk_call("check the chroot", "/")(source).into()),
-    }
+    Ok(crate::coord::connect_checked(connect, timeout, timeout).await?)
 }
 
 /// A group as `zkbc group list` shows it.
@@ -131,22 +126,11 @@ pub struct GroupDescription {
 }
 
 async fn children(zk: &Client, path: &str) -> Result<Vec<String>, InspectError> {
-    match zk.list_children(path).await {
-        Ok(mut c) => {
-            c.sort();
-            Ok(c)
-        }
-        Err(ZkError::NoNode) => Ok(Vec::new()),
-        Err(e) => Err(zk_err("list", path)(e)),
-    }
+    Ok(cluster::children(zk, path).await?)
 }
 
 async fn data(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, InspectError> {
-    match zk.get_data(path).await {
-        Ok((d, _)) => Ok(Some(d)),
-        Err(ZkError::NoNode) => Ok(None),
-        Err(e) => Err(zk_err("read", path)(e)),
-    }
+    Ok(cluster::get(zk, path).await?)
 }
 
 fn group_id(group: &str) -> Result<GroupId, InspectError> {
@@ -424,14 +408,7 @@ pub async fn reset_offsets(
     if storage != OffsetStorage::Kafka {
         let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
         let dir = layout::offsets_dir(&g, &t);
-        let mut prefix = String::new();
-        for part in dir.split('/').filter(|s| !s.is_empty()) {
-            prefix = format!("{prefix}/{part}");
-            match zk.create(&prefix, &[], &persistent).await {
-                Ok(_) | Err(ZkError::NodeExists) => {}
-                Err(e) => return Err(zk_err("create", &prefix)(e)),
-            }
-        }
+        zk.mkdir(&dir, &persistent).await.map_err(zk_err("mkdir", &dir))?;
         for (p, o) in &offsets {
             let path = layout::offset(&g, &t, PartitionId(*p));
             let payload = ZkOffset(*o).encode();

@@ -148,15 +148,12 @@ impl BalancedConsumer {
 
     async fn start(cfg: ConsumerConfig) -> Result<BalancedConsumer, ConsumerError> {
         let g = &cfg.group;
-        let zk = crate::coord::connect(&g.zookeeper, g.balance.session_timeout, g.connect_timeout).await?;
+        let zk = crate::coord::connect_checked(&g.zookeeper, g.balance.session_timeout, g.connect_timeout).await?;
         for topic in g.topics.keys() {
             let path = crate::znode::layout::topic(topic);
             match zk.check_stat(&path).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(ConsumerError::UnknownTopic { topic: topic.to_string() }),
-                Err(zookeeper_client::Error::NoNode) => {
-                    return Err(CoordError::BadChroot { connect: g.zookeeper.clone() }.into())
-                }
                 Err(source) => return Err(crate::cluster::ReadError { path, source }.into()),
             }
         }

@@ -242,6 +242,22 @@ pub(crate) async fn connect(connect: &str, session_timeout: Duration, within: Du
     }
 }
 
+/// Connects with a bound on the wait and checks the chroot exists.
+pub(crate) async fn connect_checked(
+    connect_string: &str,
+    session_timeout: Duration,
+    within: Duration,
+) -> Result<Client, CoordError> {
+    let zk = connect(connect_string, session_timeout, within).await?;
+    match zk.check_stat("/").await {
+        Ok(Some(_)) => Ok(zk),
+        Ok(None) | Err(zookeeper_client::Error::NoNode) => {
+            Err(CoordError::BadChroot { connect: connect_string.to_owned() })
+        }
+        Err(source) => Err(CoordError::ZooKeeper { op: "check the chroot", source }),
+    }
+}
+
 /// A live member of a group.
 pub struct GroupMember {
     member: MemberId,
@@ -268,14 +284,7 @@ impl GroupMember {
     }
 
     pub(crate) async fn join(cfg: GroupConfig) -> Result<GroupMember, CoordError> {
-        let zk = connect(&cfg.zookeeper, cfg.balance.session_timeout, cfg.connect_timeout).await?;
-        match zk.check_stat("/").await {
-            Ok(Some(_)) => {}
-            Ok(None) | Err(zookeeper_client::Error::NoNode) => {
-                return Err(CoordError::BadChroot { connect: cfg.zookeeper.clone() })
-            }
-            Err(source) => return Err(CoordError::ZooKeeper { op: "check the chroot", source }),
-        }
+        let zk = connect_checked(&cfg.zookeeper, cfg.balance.session_timeout, cfg.connect_timeout).await?;
         let mut balance = cfg.balance.clone();
         // The server may negotiate another timeout; timings follow the real one.
         balance.session_timeout = zk.session_timeout();

@@ -87,8 +87,7 @@ pub(crate) fn kafka_client(s: &ClientSettings) -> Result<KafkaClient, KafkaError
 pub(crate) async fn bootstrap_from_zookeeper(
     zk: &zookeeper_client::Client,
 ) -> Result<Option<String>, crate::cluster::ReadError> {
-    let view = crate::cluster::read(zk).await?;
-    let servers = view.bootstrap_servers();
+    let servers = crate::cluster::read_brokers(zk).await?.bootstrap_servers();
     Ok((!servers.is_empty()).then_some(servers))
 }
 
@@ -97,28 +96,21 @@ pub(crate) async fn bootstrap_from_zookeeper(
 /// were all replaced is still reachable. `known` counts the brokers
 /// registered at the last look.
 pub(crate) async fn follow_brokers(
-    sessions: crate::offsets::Sessions,
+    mut sessions: crate::offsets::Sessions,
     client: std::sync::Arc<KafkaClient>,
     known: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    use crate::znode::{layout, BrokerRegistration, Codec};
-    let mut sessions = sessions;
     loop {
         let Some((_, zk)) = sessions.borrow_and_update().clone() else { return };
-        let path = layout::BROKER_IDS;
-        match zk.get_and_watch_children(path).await {
-            Ok((ids, _, watcher)) => {
-                let mut servers = Vec::new();
-                for id in &ids {
-                    let p = format!("{path}/{id}");
-                    let Ok((bytes, _)) = zk.get_data(&p).await else { continue };
-                    match BrokerRegistration::decode(&p, &bytes) {
-                        Ok(b) => servers.extend(b.endpoint_for("PLAINTEXT").map(|e| e.address())),
-                        Err(e) => tracing::warn!(error = %e, "skipping a malformed broker registration"),
-                    }
-                }
-                known.store(servers.len(), std::sync::atomic::Ordering::Relaxed);
-                let added = super::ffi::add_brokers(&client, &servers.join(","));
+        // The watch is set before the read, so no change falls between them.
+        let read = match zk.get_and_watch_children(crate::znode::layout::BROKER_IDS).await {
+            Ok((_, _, watcher)) => crate::cluster::read_brokers(&zk).await.map(|view| (view, watcher)),
+            Err(source) => Err(crate::cluster::ReadError { path: crate::znode::layout::BROKER_IDS.into(), source }),
+        };
+        match read {
+            Ok((view, watcher)) => {
+                known.store(view.brokers.len(), std::sync::atomic::Ordering::Relaxed);
+                let added = super::ffi::add_brokers(&client, &view.bootstrap_servers());
                 if added > 0 {
                     tracing::info!(added, "brokers from ZooKeeper added");
                 }

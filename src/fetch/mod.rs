@@ -88,8 +88,8 @@ const MAX_BATCH: usize = 1024;
 
 impl<T: Clone + Send + 'static> Fetcher<T> {
     /// Starts the thread. `buffered` counts messages handed over and not yet
-    /// taken by the consumer; fetching pauses at `capacity` and resumes at
-    /// half of it.
+    /// taken by the consumer; polling stops at `capacity` and resumes as soon
+    /// as there is room.
     pub fn spawn(
         client: Arc<KafkaClient>,
         capacity: usize,
@@ -183,10 +183,10 @@ struct Worker<T> {
 /// Where a key or payload lies in a batch's buffer.
 type Span = Option<(usize, usize)>;
 
-fn tpl<'a>(tps: impl Iterator<Item = (&'a str, i32)>) -> TopicPartitionList {
+fn tpl(tps: &[TopicPartition]) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
-    for (t, p) in tps {
-        list.add_partition(t, p);
+    for tp in tps {
+        list.add_partition(tp.topic.as_str(), tp.partition.0);
     }
     list
 }
@@ -216,21 +216,20 @@ impl<T: Clone + Send + 'static> Worker<T> {
                     }
                 }
                 self.tags.retain(|_, ps| !ps.is_empty());
-                let list = tpl(parts.iter().map(|tp| (tp.topic.as_str(), tp.partition.0)));
-                if let Err(e) = self.client.incremental_unassign(&list) {
+                if let Err(e) = self.client.incremental_unassign(&tpl(&parts)) {
                     tracing::debug!(error = %e, "incremental unassign");
                 }
                 // Nothing polled from here on carries their tags.
                 let _ = done.send(());
             }
             Command::Pause(parts, done) => {
-                if let Err(e) = self.client.pause(&tpl(parts.iter().map(|tp| (tp.topic.as_str(), tp.partition.0)))) {
+                if let Err(e) = self.client.pause(&tpl(&parts)) {
                     tracing::warn!(error = %e, "pause failed");
                 }
                 let _ = done.send(());
             }
             Command::Resume(parts, done) => {
-                if let Err(e) = self.client.resume(&tpl(parts.iter().map(|tp| (tp.topic.as_str(), tp.partition.0)))) {
+                if let Err(e) = self.client.resume(&tpl(&parts)) {
                     tracing::warn!(error = %e, "resume failed");
                 }
                 let _ = done.send(());

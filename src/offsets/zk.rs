@@ -66,15 +66,7 @@ impl ZkOffsets {
         // The first commit of this partition: make the parents, then create.
         let dir = layout::offsets_dir(&self.group, &tp.topic);
         let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
-        let mut prefix = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            prefix.push('/');
-            prefix.push_str(part);
-            match zk.create(&prefix, &[], &persistent).await {
-                Ok(_) | Err(ZkError::NodeExists) => {}
-                Err(source) => return Err(zk_err("create parent", source)),
-            }
-        }
+        zk.mkdir(&dir, &persistent).await.map_err(|e| zk_err("create parent", e))?;
         let mut create = zk.new_multi_writer();
         create.add_check_version(&fence.owner_path, 0).map_err(|e| zk_err("check owner", e))?;
         create.add_create(&path, &payload, &persistent).map_err(|e| zk_err("create", e))?;

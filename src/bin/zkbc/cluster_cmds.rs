@@ -22,7 +22,7 @@ fn skipped(view: &cluster::ClusterView) -> Result<(), CliError> {
 }
 
 pub async fn brokers(args: Args) -> Result<(), CliError> {
-    let view = cluster::read(&args.zk.connect().await?).await?;
+    let view = cluster::read_brokers(&args.zk.connect().await?).await?;
     skipped(&view)?;
     match args.format {
         Format::Json => {

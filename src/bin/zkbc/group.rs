@@ -48,7 +48,7 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
         }
         GroupCommand::Describe { group, zk, offset_storage, format } => {
             let client = zk.connect().await?;
-            let view = cluster::read(&client).await?;
+            let view = cluster::read_brokers(&client).await?;
             // Log ends (and Kafka offsets) need a broker; without one the
             // ZooKeeper side is still shown.
             let kafka = KafkaSide::new(&view, &group, zk.timeout()).ok();

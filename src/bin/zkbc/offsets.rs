@@ -59,7 +59,7 @@ pub async fn run(cmd: OffsetsCommand) -> Result<(), CliError> {
     let OffsetsCommand::Reset { group, topic, to, zk, offset_storage, force, format } = cmd;
     let target = target(&to)?;
     let client = zk.connect().await?;
-    let view = cluster::read(&client).await?;
+    let view = cluster::read_brokers(&client).await?;
     let kafka = KafkaSide::new(&view, &group, zk.timeout())?;
     let offsets = inspect::reset_offsets(&client, &kafka, &group, &topic, target, offset_storage, force).await?;
     match format {
