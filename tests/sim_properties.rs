@@ -127,7 +127,10 @@ fn deleting_before_the_application_lets_go_is_caught() {
 
 #[test]
 fn delivering_without_a_lease_is_caught() {
-    let (steps, _) = caught(Mutant::IgnoreLease, &["live session", "exclusive delivery"]);
+    // The mutant lives in the delivery gate, not the machine: only the
+    // delivery-level check (what the application is handed, and when)
+    // can see it.
+    let (steps, _) = caught(Mutant::IgnoreLease, &["delivery lease", "live session", "exclusive delivery"]);
     assert!(steps.len() <= 8, "shrunk to a small schedule: {steps:?}");
 }
 

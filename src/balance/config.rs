@@ -23,7 +23,10 @@ pub enum Mutant {
     /// Delete the owner znode as soon as a partition is revoked, without
     /// waiting for the application to let go.
     DeleteBeforeRelease,
-    /// Deliver whether or not the session is confirmed alive.
+    /// Deliver whether or not the session is confirmed alive: the delivery
+    /// gate ([`SessionLease`](super::SessionLease)) treats every lease as
+    /// valid, while the machine itself is correct. A consumer built so
+    /// delivers as the zombie consumers of the old clients did.
     IgnoreLease,
     /// Retry claims forever instead of giving up.
     UnboundedClaims,
@@ -75,7 +78,7 @@ impl BalanceConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             claim_retries: 10,
-            suspend_margin: Duration::from_millis(600),
+            suspend_margin: Self::default_suspend_margin(Duration::from_secs(6)),
             reconcile_interval: Duration::from_secs(30),
             seed: 0,
             #[cfg(feature = "mutants")]
@@ -83,10 +86,20 @@ impl BalanceConfig {
         }
     }
 
-    /// How often the driver confirms the session with a cheap request; each
-    /// confirmation renews the delivery lease.
+    /// The margin that keeps the delivery lease inside the session on any
+    /// server whose session timeout is at least twice its `tickTime`
+    /// (ZooKeeper's default minimum): two fifths of the timeout. The
+    /// arithmetic is in docs/coordination.md ("Delivery lease").
+    pub fn default_suspend_margin(session_timeout: Duration) -> Duration {
+        session_timeout * 2 / 5
+    }
+
+    /// How often the driver confirms the session (a `sync`); each
+    /// confirmation renews the delivery lease. A tenth of the timeout: it
+    /// bounds the longest silence between two of our requests, which the
+    /// lease bound depends on (docs/coordination.md).
     pub fn heartbeat_interval(&self) -> Duration {
-        self.session_timeout / 5
+        self.session_timeout / 10
     }
 
     /// How long a confirmation sent at `t` lets the member deliver: the server

@@ -21,21 +21,24 @@
 //!   times whose total outlasts the session timeout, then gives up, rolls back
 //!   the round's claims and reports [`BalanceError::ClaimGaveUp`].
 //! - **Delivery lease**: delivery is allowed only until the last confirmed
-//!   contact with ZooKeeper plus the session timeout minus a margin — the
-//!   earliest the server could expire the session. Disconnects, slow
+//!   contact with ZooKeeper plus the session timeout minus a margin — before
+//!   the earliest the server could expire the session. Disconnects, slow
 //!   detection and process pauses all end the lease the same way; ownership
 //!   is kept until the session really expires, then everything is dropped at
-//!   once and the member rejoins with a new session.
+//!   once and the member rejoins with a new session. Whoever hands messages
+//!   over checks the lease through the [`gate`] at its own clock.
 //! - **Reconcile**: the group is re-read periodically, so a lost watch never
 //!   leaves a member idle or a partition unowned.
 
 mod claims;
 mod config;
+pub mod gate;
 mod lifecycle;
 mod machine;
 mod snapshot;
 
 pub use config::{BalanceConfig, ConfigError, Mutant};
+pub use gate::{Ending, PartitionGate, SessionLease, Verdict};
 pub use machine::Balancer;
 pub use snapshot::{GroupSnapshot, OwnerRecord};
 

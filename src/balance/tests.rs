@@ -258,11 +258,11 @@ fn the_claim_window_must_outlast_the_session_timeout() {
     let err = c.validate().unwrap_err();
     assert_eq!(err.setting, "claim_retries");
     let mut c = cfg("a");
-    c.suspend_margin = ms(850);
+    c.suspend_margin = ms(950);
     assert_eq!(
         c.validate().unwrap_err().setting,
         "suspend_margin",
-        "a 150 ms lease is shorter than the 200 ms heartbeat"
+        "a 50 ms lease is shorter than the 100 ms heartbeat"
     );
 }
 

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::Offset;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::metrics::Counters;
 use super::partition::PartitionCell;
 use super::RebalanceListener;
-use crate::coord::{AssignmentView, Ending, GroupEvent, Lease};
+use crate::coord::{Ending, GroupEvent, Lease};
 use crate::fetch::Fetcher;
 use crate::ids::TopicPartition;
 use crate::offsets::{Committer, OffsetError, OffsetReset};
@@ -59,21 +59,21 @@ impl Shared {
 /// Runs commits in order. A fenced commit is expected around rebalances and
 /// only counted; other failures are counted, logged and returned.
 ///
-/// Nothing is committed while the delivery lease is lapsed (`view` says
-/// suspended): the session may be expiring and a successor about to start,
-/// and a late commit of ours — to Kafka, which has no owner-znode check —
-/// would move its committed offset backwards.
+/// Nothing is committed unless the partition's session lease holds at the
+/// moment of the commit (judged at this clock, like deliveries): past it
+/// the session may be expiring and a successor about to start, and a late
+/// commit of ours — to Kafka, which has no owner-znode check — would move
+/// its committed offset backwards.
 pub(crate) async fn committer(
     committer: Committer,
     counters: Arc<Counters>,
-    view: watch::Receiver<AssignmentView>,
     mut rx: mpsc::UnboundedReceiver<CommitRequest>,
 ) {
     while let Some(req) = rx.recv().await {
         let mut first = None;
         for cell in req.cells {
             let Some(offset) = cell.to_commit() else { continue };
-            if view.borrow().suspended {
+            if !cell.gate.session().valid_at(crate::coord::clock::now()) {
                 counters.fenced_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(tp = %cell.tp, "commit skipped: the delivery lease lapsed");
                 continue;
@@ -183,7 +183,7 @@ async fn partition(shared: Arc<Shared>, mut lease: Lease, ready: oneshot::Sender
                     return;
                 }
             };
-            let cell = Arc::new(PartitionCell::new(tp.clone(), lease.fence().clone(), lease.generation(), start, Arc::clone(&shared.counters)));
+            let cell = Arc::new(PartitionCell::new(&lease, start, Arc::clone(&shared.counters)));
             shared.cells.lock().insert(tp.clone(), Arc::clone(&cell));
             shared.fetcher.assign(vec![(tp.clone(), offset, Arc::clone(&cell))]);
             tracing::debug!(?offset, "fetching");

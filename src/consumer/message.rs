@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::partition::PartitionCell;
+use crate::balance::{Time, Verdict};
 use crate::ids::{PartitionId, TopicName, TopicPartition};
 
 /// One message, delivered once. Call [`Message::ack`] when its work is
@@ -16,6 +17,8 @@ pub struct Message {
     pub(crate) key: Option<Bytes>,
     pub(crate) payload: Option<Bytes>,
     pub(crate) timestamp: Option<i64>,
+    /// When `recv` checked the lease and handed it over, on the lease clock.
+    pub(crate) checked_at: Time,
     pub(crate) cell: Arc<PartitionCell>,
 }
 
@@ -56,6 +59,32 @@ impl Message {
     /// delivered but not committed before may come again.
     pub fn generation(&self) -> u64 {
         self.cell.generation
+    }
+
+    /// Whether this member may still act on the message *now*: its partition
+    /// is neither revoked nor lost, and the delivery lease holds at the
+    /// caller's clock. A message is valid when handed over; an application
+    /// that holds messages (a queue, a batch, a long computation) checks this
+    /// right before an effect that must not happen twice: once it is false,
+    /// a peer may own the partition soon and deliver the message again.
+    pub fn is_valid(&self) -> bool {
+        self.cell.gate.check(crate::coord::clock::now()) == Verdict::Deliver
+    }
+
+    /// The wall-clock time at which it was handed over (its lease was
+    /// checked then). For audit trails: lease clock and wall clock agree to
+    /// within microseconds at the time of the call.
+    pub fn delivered_at(&self) -> std::time::SystemTime {
+        crate::coord::clock::wall(self.checked_at)
+    }
+
+    /// The member's ZooKeeper session it was delivered under: 0 for the
+    /// first, one more for each new session after an expiry. With
+    /// [`generation`](Self::generation) it names the ownership a delivery
+    /// belongs to (what audit trails and the fault suite's checker group
+    /// deliveries by).
+    pub fn session(&self) -> u64 {
+        self.cell.fence.session
     }
 
     /// The timestamp in milliseconds since the epoch, if the broker set one.

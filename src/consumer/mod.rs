@@ -46,7 +46,7 @@ pub use config::ConsumerBuilder;
 pub use message::Message;
 pub use metrics::{ConsumerMetrics, PartitionMetrics};
 
-use crate::balance::ConfigError;
+use crate::balance::{ConfigError, Verdict};
 use crate::coord::{AssignmentView, CoordError, GroupMember};
 use crate::fetch::{
     bootstrap_from_zookeeper, follow_brokers, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient,
@@ -131,6 +131,8 @@ pub struct BalancedConsumer {
     /// Brokers registered in ZooKeeper at the last look.
     brokers: Arc<AtomicUsize>,
     view: watch::Receiver<AssignmentView>,
+    /// Changes when the delivery lease or a partition's gate does.
+    pulse: watch::Receiver<u64>,
     control: Option<JoinHandle<()>>,
 }
 
@@ -170,6 +172,7 @@ impl BalancedConsumer {
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
         let view = member.assignment();
+        let pulse = member.pulse();
         let counters = Arc::new(metrics::Counters::default());
         let committer = Committer {
             storage: cfg.storage,
@@ -185,7 +188,7 @@ impl BalancedConsumer {
         let brokers = Arc::new(AtomicUsize::new(0));
         tokio::spawn(follow_brokers(member.sessions(), Arc::clone(&client), Arc::clone(&brokers)));
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
-        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), view.clone(), commit_rx));
+        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), commit_rx));
         let shared = Arc::new(Shared {
             cells: Default::default(),
             counters,
@@ -213,6 +216,7 @@ impl BalancedConsumer {
             client,
             brokers,
             view,
+            pulse,
             control: Some(control),
         })
     }
@@ -228,20 +232,44 @@ impl BalancedConsumer {
     }
 
     /// The next message; `None` once the consumer stopped. Cancel-safe.
-    /// Delivery waits while the ZooKeeper session is unconfirmed; messages
-    /// of partitions revoked or lost meanwhile are dropped, never delivered.
+    ///
+    /// Every message is checked at this call's clock against its
+    /// partition's lease right before it is returned: none is handed over
+    /// while the ZooKeeper session is unconfirmed for too long (it waits,
+    /// keeping what was fetched, until the session is confirmed again), and
+    /// none of a partition that was revoked or lost meanwhile (those are
+    /// dropped). A process that wakes from a long pause therefore returns
+    /// nothing it may no longer own, before any event reached it.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
-            // A cheap version check per message; the view itself only when
-            // it changed.
-            if self.view.has_changed().unwrap_or(true) && self.view.borrow_and_update().suspended {
-                self.view.wait_for(|v| !v.suspended).await.ok()?;
-            }
-            let Some((cell, f)) = self.next_fetched() else {
-                self.release_taken();
-                self.take_batch().await?;
-                continue;
+            let now = crate::coord::clock::now();
+            let verdict = match self.front() {
+                Some(cell) => cell.gate.check(now),
+                None => {
+                    self.release_taken();
+                    self.take_batch().await?;
+                    continue;
+                }
             };
+            match verdict {
+                Verdict::Deliver => {}
+                Verdict::Ended => {
+                    // A run is one partition's: all of it goes.
+                    if let Some((_, rest)) = self.pending.pop_front() {
+                        self.taken += rest.len();
+                        self.shared.counters.dropped_revoked.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                Verdict::Lapsed => {
+                    self.release_taken();
+                    // Any renewal or loss after the check above wakes this.
+                    self.pulse.changed().await.ok()?;
+                    continue;
+                }
+            }
+            let (cell, messages) = self.pending.front_mut().expect("front() found a message");
+            let (cell, f) = (Arc::clone(cell), messages.next().expect("front() found a message"));
             self.taken += 1;
             if self.taken >= 64 {
                 self.release_taken();
@@ -254,20 +282,23 @@ impl BalancedConsumer {
             let bytes = f.payload.as_ref().map_or(0, |b| b.len()) + f.key.as_ref().map_or(0, |b| b.len());
             self.delivered.0 += 1;
             self.delivered.1 += bytes as u64;
-            return Some(Message { offset, key: f.key, payload: f.payload, timestamp: f.timestamp, cell });
+            return Some(Message {
+                offset,
+                key: f.key,
+                payload: f.payload,
+                timestamp: f.timestamp,
+                checked_at: now,
+                cell,
+            });
         }
     }
 
-    fn next_fetched(&mut self) -> Option<(Arc<PartitionCell>, Fetched)> {
-        loop {
-            let (cell, messages) = self.pending.front_mut()?;
-            match messages.next() {
-                Some(f) => return Some((Arc::clone(cell), f)),
-                None => {
-                    self.pending.pop_front();
-                }
-            }
+    /// The partition of the next fetched message, dropping spent runs.
+    fn front(&mut self) -> Option<&Arc<PartitionCell>> {
+        while self.pending.front().is_some_and(|(_, rest)| rest.len() == 0) {
+            self.pending.pop_front();
         }
+        self.pending.front().map(|(cell, _)| cell)
     }
 
     fn release_taken(&mut self) {
@@ -280,13 +311,10 @@ impl BalancedConsumer {
         }
     }
 
-    /// Waits for the next batch; `None` once stopped. Returns early when
-    /// the view changes, so `recv` rechecks the suspension.
+    /// Waits for the next batch; `None` once stopped.
     async fn take_batch(&mut self) -> Option<()> {
-        tokio::select! {
-            runs = self.incoming.recv() => self.pending.extend(runs?.into_iter().map(|r| (r.tag, r.messages.into_iter()))),
-            changed = self.view.changed() => changed.ok()?,
-        }
+        let runs = self.incoming.recv().await?;
+        self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter())));
         Some(())
     }
 

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::metrics::Counters;
+use crate::balance::PartitionGate;
 use crate::coord::Fence;
 use crate::ids::TopicPartition;
 use crate::offsets::AckWindow;
@@ -39,6 +40,9 @@ struct State {
 pub(crate) struct PartitionCell {
     pub tp: TopicPartition,
     pub fence: Fence,
+    /// The lease's gate: checked, at the caller's clock, before each message
+    /// is handed over and before each commit.
+    pub gate: Arc<PartitionGate>,
     /// The assignment generation of the lease this cell lives for.
     pub generation: u64,
     state: Mutex<State>,
@@ -47,9 +51,17 @@ pub(crate) struct PartitionCell {
 }
 
 impl PartitionCell {
-    pub fn new(tp: TopicPartition, fence: Fence, generation: u64, start: Option<u64>, counters: Arc<Counters>) -> Self {
+    pub fn new(lease: &crate::coord::Lease, start: Option<u64>, counters: Arc<Counters>) -> Self {
         let state = State { phase: Phase::Active, window: start.map(AckWindow::new), committed: start };
-        PartitionCell { tp, fence, generation, state: Mutex::new(state), idle: Notify::new(), counters }
+        PartitionCell {
+            tp: lease.topic_partition().clone(),
+            fence: lease.fence().clone(),
+            gate: lease.gate(),
+            generation: lease.generation(),
+            state: Mutex::new(state),
+            idle: Notify::new(),
+            counters,
+        }
     }
 
     /// Records the delivery of `offset` if the partition is still active

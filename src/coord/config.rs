@@ -19,15 +19,45 @@ pub struct GroupConfig {
     pub group: GroupId,
     /// Topic → streams (threads) this member consumes it with.
     pub topics: BTreeMap<TopicName, u32>,
-    /// Rebalance settings (member id, flavour, strategy, timings).
+    /// Rebalance settings (member id, flavour, strategy, timings) for the
+    /// requested session timeout; the member runs with
+    /// [`GroupConfig::balance_for`] the timeout the server negotiates.
     pub balance: BalanceConfig,
-    /// Whether the member id was given (static) rather than generated.
-    pub static_member: bool,
     /// Longest wait to connect to ZooKeeper.
     pub connect_timeout: Duration,
     /// Longest wait for the application to let go of a revoked partition
     /// before its owner znode is deleted anyway (and the overrun counted).
     pub revoke_timeout: Duration,
+    /// The margin and retries as given; `None` derives them from the
+    /// session timeout actually in force.
+    suspend_margin: Option<Duration>,
+    claim_retries: Option<u32>,
+}
+
+impl GroupConfig {
+    /// The rebalance settings for a session of `timeout`: the server may
+    /// negotiate another timeout than the one requested, and the suspend
+    /// margin and the claim window must fit the real one.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when a setting given explicitly cannot work with
+    /// this timeout (e.g. a claim window shorter than the session).
+    pub fn balance_for(&self, timeout: Duration) -> Result<BalanceConfig, ConfigError> {
+        let mut b = self.balance.clone();
+        b.session_timeout = timeout;
+        b.suspend_margin = self.suspend_margin.unwrap_or_else(|| BalanceConfig::default_suspend_margin(timeout));
+        b.claim_retries = match self.claim_retries {
+            Some(n) => n,
+            None => (1..=64)
+                .find(|&n| {
+                    b.claim_retries = n;
+                    b.claim_window() > timeout * 2
+                })
+                .unwrap_or(64),
+        };
+        b.validate()?;
+        Ok(b)
+    }
 }
 
 /// Builds a [`GroupMember`]. Defaults follow the legacy consumers where they
@@ -50,6 +80,8 @@ pub struct GroupBuilder {
     reconcile_interval: Duration,
     revoke_timeout: Duration,
     seed: Option<u64>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::balance::Mutant>,
 }
 
 impl Default for GroupBuilder {
@@ -70,6 +102,8 @@ impl Default for GroupBuilder {
             reconcile_interval: Duration::from_secs(30),
             revoke_timeout: Duration::from_secs(10),
             seed: None,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 }
@@ -162,10 +196,13 @@ impl GroupBuilder {
     }
 
     /// Stop delivering this long before the session could expire, counted
-    /// from the last confirmed contact with ZooKeeper (default a tenth of the
-    /// session timeout). The member confirms its session every fifth of the
-    /// timeout, so with a 6 s session delivery stops 4.2–5.4 s into an
-    /// outage or a process pause.
+    /// from the send time of the last request that confirmed the session
+    /// (default two fifths of the negotiated session timeout: safe on any
+    /// server whose timeout is at least twice its `tickTime`, see
+    /// docs/coordination.md). The member confirms its session every tenth
+    /// of the timeout, so with a 6 s session and the default, delivery
+    /// stops 3.0–3.6 s into an outage or a process pause — and the session
+    /// cannot expire before 6 s.
     pub fn suspend_margin(mut self, margin: Duration) -> Self {
         self.suspend_margin = Some(margin);
         self
@@ -187,6 +224,14 @@ impl GroupBuilder {
     /// Seed of the backoff jitter (default random).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Runs a deliberately broken member (tests of the fault suite and the
+    /// simulator only; the `mutants` feature).
+    #[cfg(feature = "mutants")]
+    pub fn mutant(mut self, mutant: crate::balance::Mutant) -> Self {
+        self.mutant = Some(mutant);
         self
     }
 
@@ -228,7 +273,6 @@ impl GroupBuilder {
         if !compatible {
             return Err(invalid("strategy", format!("{strategy:?} does not belong to the {} flavour", self.flavour)));
         }
-        let static_member = self.member_id.is_some();
         let member = match self.member_id {
             Some(id) => MemberId::new(id).map_err(|e| invalid("member_id", e.to_string()))?,
             None => {
@@ -244,37 +288,32 @@ impl GroupBuilder {
             }
         };
         let mut balance = BalanceConfig::new(member, self.flavour, strategy);
-        balance.session_timeout = self.session_timeout;
         balance.coalesce = self.coalesce;
         (balance.backoff_initial, balance.backoff_max) = self.backoff;
-        balance.suspend_margin = self.suspend_margin.unwrap_or(self.session_timeout / 10);
         balance.reconcile_interval = self.reconcile_interval;
         balance.seed = self.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
-        balance.claim_retries = match self.claim_retries {
-            Some(n) => n,
-            None => (1..=64)
-                .find(|&n| {
-                    balance.claim_retries = n;
-                    balance.claim_window() > self.session_timeout * 2
-                })
-                .unwrap_or(64),
-        };
-        balance.validate().map_err(CoordError::Config)?;
+        #[cfg(feature = "mutants")]
+        {
+            balance.mutant = self.mutant;
+        }
         if self.connect_timeout.is_zero() {
             return Err(invalid("connect_timeout", "must be positive"));
         }
         if self.revoke_timeout.is_zero() {
             return Err(invalid("revoke_timeout", "must be positive"));
         }
-        Ok(GroupConfig {
+        let mut config = GroupConfig {
             zookeeper,
             group,
             topics,
             balance,
-            static_member,
             connect_timeout: self.connect_timeout,
             revoke_timeout: self.revoke_timeout,
-        })
+            suspend_margin: self.suspend_margin,
+            claim_retries: self.claim_retries,
+        };
+        config.balance = config.balance_for(self.session_timeout).map_err(CoordError::Config)?;
+        Ok(config)
     }
 
     /// Validates, connects, registers and starts balancing.

@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use zookeeper_client::{Client, SessionState};
 
-use crate::balance::{Action, BalanceError, Balancer, Input, SessionEvent};
+use crate::balance::{Action, BalanceError, Balancer, Input, PartitionGate, SessionEvent, SessionLease};
 use crate::ids::TopicPartition;
 use crate::znode::{Codec, Flavour, MemberRegistration, ScalaRegistration, Subscription};
 
+use super::clock;
 use super::config::GroupConfig;
 use super::lease::{lease, Ending, Fence, LeaseHandle};
 use super::ops::{self, Layout};
@@ -36,7 +37,6 @@ pub(crate) struct Driver {
     pub machine: Balancer,
     pub zk: Client,
     pub layout: Layout,
-    pub epoch: Instant,
     pub tx: mpsc::UnboundedSender<Msg>,
     pub rx: mpsc::UnboundedReceiver<Msg>,
     pub events: mpsc::UnboundedSender<GroupEvent>,
@@ -57,23 +57,42 @@ pub(crate) struct Driver {
     pub session: watch::Sender<Option<(u64, Client)>>,
     /// The rebalance under way: when it began, and its span.
     pub rebalance: Option<(Instant, tracing::Span)>,
+    /// The current session's delivery lease, as the machine grants it;
+    /// every partition lease of the session checks it.
+    pub session_lease: Arc<SessionLease>,
+    /// Bumped whenever the lease or a partition's gate changes, so a
+    /// consumer waiting for a lapsed lease rechecks.
+    pub pulse: watch::Sender<u64>,
 }
 
-/// Confirms the session every `interval` with a cheap read; each answer
-/// renews the delivery lease from the moment its request was sent.
+/// A fresh lease for a new session (ignored by the `IgnoreLease` mutant).
+pub(crate) fn session_lease(cfg: &crate::balance::BalanceConfig) -> Arc<SessionLease> {
+    #[cfg(feature = "mutants")]
+    if cfg.mutant == Some(crate::balance::Mutant::IgnoreLease) {
+        return Arc::new(SessionLease::ignored());
+    }
+    let _ = cfg;
+    Arc::new(SessionLease::new())
+}
+
+/// Confirms the session every `interval`; each answer renews the delivery
+/// lease from the moment its request was sent. The request is a `sync`:
+/// the server it reaches forwards it to the leader, which checks the
+/// session there, so a follower cut off from its leader — which would
+/// still answer reads — cannot confirm a session the leader may expire.
 fn heartbeats(
     zk: &Client,
     tx: mpsc::UnboundedSender<Msg>,
-    epoch: Instant,
+    epoch: u64,
     interval: std::time::Duration,
 ) -> JoinHandle<()> {
     let zk = zk.clone();
     tokio::spawn(async move {
         loop {
-            let sent_at = epoch.elapsed();
-            match tokio::time::timeout(interval * 5, zk.check_stat("/")).await {
-                Ok(Ok(_)) => {
-                    if tx.send(Msg::Input(Input::Heartbeat { sent_at })).is_err() {
+            let sent_at = clock::now();
+            match tokio::time::timeout(interval * 5, zk.sync("/")).await {
+                Ok(Ok(())) => {
+                    if tx.send(Msg::Reply(epoch, Input::Heartbeat { sent_at })).is_err() {
                         return;
                     }
                 }
@@ -135,7 +154,7 @@ impl Driver {
             old.abort();
         }
         let interval = self.machine.config().heartbeat_interval();
-        self.heartbeat = Some(heartbeats(&self.zk, self.tx.clone(), self.epoch, interval));
+        self.heartbeat = Some(heartbeats(&self.zk, self.tx.clone(), self.session_epoch, interval));
     }
 
     pub async fn run(mut self) {
@@ -143,7 +162,7 @@ impl Driver {
         self.start_heartbeats();
         self.feed(Input::Start);
         loop {
-            let deadline = self.machine.next_deadline().map(|t| self.epoch + t);
+            let deadline = self.machine.next_deadline().map(|t| Instant::now() + clock::until(t));
             let msg = tokio::select! {
                 msg = self.rx.recv() => msg,
                 Some(()) = self.changed_rx.recv() => Some(Msg::Input(Input::Changed)),
@@ -164,6 +183,7 @@ impl Driver {
                 Some(Msg::NewClient(zk)) => {
                     self.zk = zk;
                     self.session_epoch += 1;
+                    self.session_lease = session_lease(self.machine.config());
                     self.session.send_replace(Some((self.session_epoch, self.zk.clone())));
                     self.watches.clear();
                     session_events(&self.zk, self.tx.clone());
@@ -180,6 +200,8 @@ impl Driver {
             }
         }
         // Every task holding a client clone goes, so the session closes.
+        self.session_lease.publish(None);
+        self.pulse.send_modify(|p| *p += 1);
         self.session.send_replace(None);
         for (_, task) in std::mem::take(&mut self.owner_watches) {
             task.abort();
@@ -199,7 +221,7 @@ impl Driver {
         if matches!(input, Input::Session(SessionEvent::Expired)) {
             self.metrics.session_expirations.fetch_add(1, Ordering::Relaxed);
         }
-        let now = self.epoch.elapsed();
+        let now = clock::now();
         let actions = self.machine.handle(now, input);
         if self.rebalance.is_none()
             && actions.iter().any(|a| matches!(a, Action::Revoke(_) | Action::Claim { .. } | Action::Lost(_)))
@@ -209,8 +231,14 @@ impl Driver {
         }
         let span = self.rebalance.as_ref().map(|(_, s)| s.clone());
         let _entered = span.as_ref().map(|s| s.enter());
+        let gates_end = actions.iter().any(|a| matches!(a, Action::Revoke(_) | Action::Lost(_)));
         for action in actions {
             self.execute(action);
+        }
+        // After the actions: a lost partition's gate is closed before the
+        // lease of its session could say anything again.
+        if self.session_lease.publish(self.machine.lease_until()) || gates_end {
+            self.pulse.send_modify(|p| *p += 1);
         }
         if self.machine.is_settled() || self.machine.is_stopped() {
             if let Some((started, span)) = self.rebalance.take() {
@@ -385,7 +413,8 @@ impl Driver {
                 let name = self.machine.held_owner_name(tp).expect("an assigned partition is held");
                 let owner_path = self.layout.owner_paths(tp, name).swap_remove(0);
                 let fence = Fence { session: self.session_epoch, owner_path };
-                let (l, h) = lease(tp.clone(), slot.clone(), generation, fence);
+                let gate = PartitionGate::new(Arc::clone(&self.session_lease));
+                let (l, h) = lease(tp.clone(), slot.clone(), generation, fence, gate);
                 self.leases.insert(tp.clone(), h);
                 fresh.push(l);
             }

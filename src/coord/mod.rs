@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod clock;
 mod config;
 mod driver;
 mod lease;
@@ -269,6 +270,7 @@ pub struct GroupMember {
     task: Option<JoinHandle<()>>,
     stop_bound: Duration,
     session: watch::Receiver<Option<(u64, Client)>>,
+    pulse: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for GroupMember {
@@ -285,11 +287,17 @@ impl GroupMember {
 
     pub(crate) async fn join(cfg: GroupConfig) -> Result<GroupMember, CoordError> {
         let zk = connect_checked(&cfg.zookeeper, cfg.balance.session_timeout, cfg.connect_timeout).await?;
-        let mut balance = cfg.balance.clone();
         // The server may negotiate another timeout; timings follow the real one.
-        balance.session_timeout = zk.session_timeout();
-        if balance.validate().is_err() {
-            balance.suspend_margin = balance.session_timeout / 10;
+        let balance = cfg.balance_for(zk.session_timeout()).map_err(|e| ConfigError {
+            setting: e.setting,
+            reason: format!("with the session timeout the server granted ({:?}): {}", zk.session_timeout(), e.reason),
+        })?;
+        if balance.session_timeout != cfg.balance.session_timeout {
+            tracing::info!(
+                requested = ?cfg.balance.session_timeout,
+                granted = ?balance.session_timeout,
+                "the server negotiated another session timeout; timings follow it"
+            );
         }
         let member = balance.member.clone();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -301,12 +309,14 @@ impl GroupMember {
         let (session_tx, session_rx) = watch::channel(Some((0, zk.clone())));
         let layout = ops::Layout { group: cfg.group.clone(), flavour: balance.flavour, member: member.clone() };
         let stop_bound = cfg.revoke_timeout + balance.session_timeout * 2 + Duration::from_secs(5);
+        let (pulse_tx, pulse_rx) = watch::channel(0);
         let driver = driver::Driver {
+            session_lease: driver::session_lease(&balance),
+            pulse: pulse_tx,
             machine: Balancer::new(balance),
             cfg,
             zk,
             layout,
-            epoch: tokio::time::Instant::now(),
             tx: tx.clone(),
             rx,
             events: events_tx,
@@ -336,7 +346,14 @@ impl GroupMember {
             task: Some(task),
             stop_bound,
             session: session_rx,
+            pulse: pulse_rx,
         })
+    }
+
+    /// Changes whenever the delivery lease or a partition's gate changes:
+    /// what a consumer holding a lapsed message waits on.
+    pub(crate) fn pulse(&self) -> watch::Receiver<u64> {
+        self.pulse.clone()
     }
 
     /// This member's id.

@@ -17,12 +17,13 @@
 //! assert!(report.violations.is_empty(), "{:?}", report.violations);
 //! ```
 
+mod app;
 mod model;
 mod scenario;
 mod server;
 mod world;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
@@ -210,7 +211,7 @@ impl World<'_> {
                 if let Some(m) = self.pick(i) {
                     let member = &mut self.members[m];
                     member.alive = false;
-                    member.app_holds.clear();
+                    member.app.holds.clear();
                     let session = member.session;
                     self.log(|| format!("m{m} crashes; session {session} lingers"));
                 }
@@ -319,49 +320,10 @@ impl World<'_> {
         self.notify(fired);
     }
 
-    /// Invariants that hold at every instant.
+    /// Invariants that hold at every instant, checked on what the
+    /// applications hand over now (through their gates).
     fn check_instant(&mut self) {
-        let mut seen: BTreeMap<TopicPartition, usize> = BTreeMap::new();
-        let mut found = Vec::new();
-        let view = self.model.latest();
-        for (m, member) in self.members.iter().enumerate() {
-            if !member.alive || member.stalled_until > self.now {
-                continue;
-            }
-            let delivering = member.machine.deliverable_at(self.now);
-            for tp in &delivering {
-                if let Some(other) = seen.insert(tp.clone(), m) {
-                    found.push(("exclusive delivery", format!("{tp} delivered by m{other} and m{m}")));
-                }
-                if !self.model.alive(member.session) {
-                    found.push(("live session", format!("m{m} delivers {tp} with session {} expired", member.session)));
-                }
-                let dir = crate::znode::layout::owner_dir(&self.group, &tp.topic, crate::znode::TopicSpelling::Plain);
-                let owns = view.children(&dir).iter().any(|c| {
-                    crate::znode::OwnerName::parse(self.cfg.flavour, &dir, c)
-                        .is_ok_and(|n| n.partition() == tp.partition)
-                        && view.get(&format!("{dir}/{c}")).is_some_and(|n| n.owner == Some(member.session))
-                });
-                if !owns {
-                    found.push(("live session", format!("m{m} delivers {tp} without holding its owner znode")));
-                }
-            }
-        }
-        // The application delivers one message per event on what it may deliver.
-        for m in 0..self.members.len() {
-            let member = &self.members[m];
-            if !member.alive || member.stalled_until > self.now {
-                continue;
-            }
-            for tp in member.machine.deliverable_at(self.now) {
-                if let Some(pos) = self.members[m].position.get_mut(&tp) {
-                    *pos += 1;
-                    let high = self.delivered.entry(tp).or_default();
-                    *high = (*high).max(*pos);
-                }
-            }
-        }
-        for (inv, detail) in found {
+        for (inv, detail) in self.deliver() {
             self.violate(inv, detail);
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -369,7 +331,7 @@ impl World<'_> {
             (member.alive, member.connected, member.machine.held(), member.machine.deliverable_at(self.now))
                 .hash(&mut h);
         }
-        view.zxid.hash(&mut h);
+        self.model.latest().zxid.hash(&mut h);
         self.states.insert(h.finish());
     }
 

@@ -79,6 +79,7 @@ impl World<'_> {
             member.session = s;
             member.expiry_told = false;
             member.owner_watch.clear();
+            member.app.lease = super::app::session_lease(member.machine.config());
             self.log(|| format!("m{m} opens session {s}"));
             self.reply(m, Input::Session(SessionEvent::Established));
             self.schedule(Duration::ZERO, Ev::Heartbeat { m, session: s });
@@ -114,7 +115,7 @@ impl World<'_> {
                 Input::ClaimResult { tp, outcome }
             }
             Action::DeleteOwner { tp, name } => {
-                if self.members[m].app_holds.contains(&tp) {
+                if self.members[m].app.holds.contains_key(&tp) {
                     self.violate(
                         "release before reassign",
                         format!("m{m} deleted its owner znode of {tp} while its application still held it"),
@@ -373,33 +374,6 @@ impl World<'_> {
         for action in std::mem::take(&mut self.members[m].deferred) {
             self.send(m, action);
         }
-    }
-
-    pub(super) fn app_release(&mut self, m: usize, tp: TopicPartition) {
-        if !self.members[m].alive {
-            return;
-        }
-        if self.members[m].app_holds.remove(&tp) {
-            let pos = self.members[m].position.remove(&tp);
-            if self.members[m].machine.lease_valid_at(self.now) {
-                if let Some(pos) = pos {
-                    self.commit(m, &tp, pos);
-                }
-            } else {
-                self.log(|| format!("m{m} lets go of {tp} without committing: its lease has lapsed"));
-            }
-        }
-        self.feed(m, Input::Released(tp));
-    }
-
-    /// The application commits its position on release.
-    fn commit(&mut self, m: usize, tp: &TopicPartition, pos: u64) {
-        let before = self.committed.get(tp).copied().unwrap_or(0);
-        if pos < before {
-            self.violate("no backwards offsets", format!("m{m} committed {pos} for {tp} after {before} was committed"));
-        }
-        self.log(|| format!("m{m} commits {tp} at {pos}"));
-        self.committed.insert(tp.clone(), pos.max(before));
     }
 }
 

@@ -10,6 +10,7 @@ use crate::balance::{Action, BalanceConfig, Balancer, Input, OwnerRecord, Time};
 use crate::ids::{BrokerId, GroupId, MemberId, PartitionId, TopicName, TopicPartition};
 use crate::znode::{layout, Codec, MemberRegistration, OwnerName, PartitionState, TopicRegistration};
 
+use super::app::App;
 use super::model::{SessionId, WatchOn, ZkModel};
 use super::scenario::{Report, Rng, SimConfig, Step, Violation};
 
@@ -73,13 +74,11 @@ pub(super) struct Member {
     pub last_zxid: i64,
     pub timer_at: Option<Time>,
     pub owner_watch: BTreeSet<TopicPartition>,
-    /// Partitions the application holds: from `Assigned` until it lets go.
-    pub app_holds: BTreeSet<TopicPartition>,
+    /// The application: what it holds, through which gates it delivers.
+    pub app: App,
     pub claim_attempts: BTreeMap<TopicPartition, u32>,
     /// Writes that must happen once connected again (the real driver retries them).
     pub deferred: Vec<Action>,
-    /// Per partition: next offset the application will deliver.
-    pub position: BTreeMap<TopicPartition, u64>,
 }
 
 pub(super) struct World<'a> {
@@ -250,7 +249,7 @@ impl<'a> World<'a> {
                 cfg.claim_window() > self.cfg.session_timeout * 2
             })
             .unwrap_or(64);
-        cfg.suspend_margin = self.cfg.session_timeout / 10;
+        cfg.suspend_margin = BalanceConfig::default_suspend_margin(self.cfg.session_timeout);
         cfg.reconcile_interval = self.cfg.session_timeout * 2;
         cfg.seed = self.rng.next_u64();
         #[cfg(feature = "mutants")]
@@ -258,6 +257,7 @@ impl<'a> World<'a> {
             cfg.mutant = self.cfg.mutant;
         }
         let session = self.model.open_session(self.cfg.session_timeout, self.now);
+        let app = App::new(&cfg);
         self.members.push(Member {
             id,
             machine: Balancer::new(cfg),
@@ -271,10 +271,9 @@ impl<'a> World<'a> {
             last_zxid: 0,
             timer_at: None,
             owner_watch: BTreeSet::new(),
-            app_holds: BTreeSet::new(),
+            app,
             claim_attempts: BTreeMap::new(),
             deferred: Vec::new(),
-            position: BTreeMap::new(),
         });
         self.log(|| format!("m{m} joins with session {session}"));
         self.schedule(Time::ZERO, Ev::Deliver { m, input: Input::Start });
@@ -333,6 +332,7 @@ impl<'a> World<'a> {
         for a in actions {
             self.execute(m, a);
         }
+        self.publish_lease(m);
         self.rearm(m);
     }
 
@@ -377,33 +377,15 @@ impl<'a> World<'a> {
                 self.members[m].claim_attempts.remove(&tp);
             }
             Action::Revoke(tps) => {
+                self.app_revoked(m, tps.iter().cloned());
                 for tp in tps {
                     // The application finishes the message in hand, commits, lets go.
                     let d = Duration::from_millis(self.rng.below(60));
                     self.schedule(d, Ev::AppRelease { m, tp });
                 }
             }
-            Action::Lost(tps) => {
-                for tp in tps {
-                    self.members[m].app_holds.remove(&tp);
-                    self.members[m].position.remove(&tp);
-                }
-            }
-            Action::Assigned { partitions, .. } => {
-                for (tp, _) in partitions {
-                    if self.members[m].app_holds.insert(tp.clone()) {
-                        let start = self.committed.get(&tp).copied().unwrap_or(0);
-                        let delivered = self.delivered.get(&tp).copied().unwrap_or(0);
-                        if start > delivered {
-                            self.violate(
-                                "no skipped offsets",
-                                format!("m{m} starts {tp} at {start}, past everything delivered ({delivered})"),
-                            );
-                        }
-                        self.members[m].position.insert(tp, start);
-                    }
-                }
-            }
+            Action::Lost(tps) => self.app_lost(m, tps),
+            Action::Assigned { partitions, .. } => self.app_assigned(m, partitions.into_iter().map(|(tp, _)| tp)),
             Action::Suspend | Action::Resume => {}
             Action::Close => {
                 let session = self.members[m].session;

@@ -1,6 +1,9 @@
 //! A cuttable network link between clients and ZooKeeper: one loopback TCP
 //! proxy per server. Cutting it is a network partition as the client sees
 //! it — `Disconnected`, and `Expired` if it lasts past the session timeout.
+//! Two kinds: a *cut* resets connections (a firewall rejecting), a
+//! *blackhole* silently drops every byte (packets lost in a partition): the
+//! client then learns nothing until its own timeouts fire.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,25 +25,38 @@ struct Proxy {
 /// partitionable connect through [`ZkLink::connect_string`].
 pub struct ZkLink {
     proxies: Vec<Proxy>,
-    /// `true` while cut. Connections watch it and drop when it flips.
-    cut: Arc<watch::Sender<bool>>,
+    /// Connections watch it and drop (or go silent) when it changes.
+    state: Arc<watch::Sender<State>>,
     direct: String,
 }
 
-async fn pipe(client: TcpStream, upstream: SocketAddr, mut cut: watch::Receiver<bool>) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Cut,
+    Blackhole,
+}
+
+async fn pipe(client: TcpStream, upstream: SocketAddr, mut state: watch::Receiver<State>) {
     let Ok(server) = TcpStream::connect(upstream).await else { return };
     let (mut client, mut server) = (client, server);
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = cut.wait_for(|c| *c) => {}
+    let broken = tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+        s = state.wait_for(|s| *s != State::Open) => s.map(|s| *s),
+    };
+    if matches!(broken, Ok(State::Blackhole)) {
+        // Nothing passes any more, and nobody is told: hold both ends open
+        // until the partition ends, then drop them (by then the client has
+        // given up on this connection).
+        let _ = state.wait_for(|s| *s != State::Blackhole).await;
     }
 }
 
 impl ZkLink {
     /// Starts one proxy per node of `zk`.
     pub async fn new(zk: &ZooKeeper) -> Result<Self, TestkitError> {
-        let (cut, _) = watch::channel(false);
-        let cut = Arc::new(cut);
+        let (state, _) = watch::channel(State::Open);
+        let state = Arc::new(state);
         let mut proxies = Vec::new();
         for i in 0..zk.size() {
             let upstream: SocketAddr = ([127, 0, 0, 1], zk.client_port(i)).into();
@@ -49,20 +65,31 @@ impl ZkLink {
                 .map_err(|source| TestkitError::Io { what: "binding a proxy port".into(), source })?;
             let addr =
                 listener.local_addr().map_err(|source| TestkitError::Io { what: "proxy address".into(), source })?;
-            let cut = Arc::clone(&cut);
+            let state = Arc::clone(&state);
             let accept = tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    // While cut, a new connection is accepted and closed at
-                    // once, as a firewall answering with a reset would.
-                    if *cut.borrow() {
-                        continue;
+                    let now = *state.borrow();
+                    match now {
+                        // Accepted and closed at once, as a firewall
+                        // answering with a reset would.
+                        State::Cut => {}
+                        // Accepted and never answered.
+                        State::Blackhole => {
+                            let mut state = state.subscribe();
+                            tokio::spawn(async move {
+                                let _ = state.wait_for(|s| *s != State::Blackhole).await;
+                                drop(client);
+                            });
+                        }
+                        State::Open => {
+                            tokio::spawn(pipe(client, upstream, state.subscribe()));
+                        }
                     }
-                    tokio::spawn(pipe(client, upstream, cut.subscribe()));
                 }
             });
             proxies.push(Proxy { addr, accept });
         }
-        Ok(ZkLink { proxies, cut, direct: zk.connect_string() })
+        Ok(ZkLink { proxies, state, direct: zk.connect_string() })
     }
 
     /// The connect string through the proxies.
@@ -72,17 +99,24 @@ impl ZkLink {
 
     /// Drops every connection through the link and refuses new ones.
     pub fn cut(&self) {
-        self.cut.send_replace(true);
+        self.state.send_replace(State::Cut);
     }
 
-    /// Lets connections through again.
+    /// Drops every byte, silently: connections stay open and new ones are
+    /// accepted, but nothing passes until [`restore`](Self::restore).
+    pub fn blackhole(&self) {
+        self.state.send_replace(State::Blackhole);
+    }
+
+    /// Lets connections through again (connections held by a blackhole
+    /// are dropped: their client has timed them out).
     pub fn restore(&self) {
-        self.cut.send_replace(false);
+        self.state.send_replace(State::Open);
     }
 
-    /// Whether the link is cut.
+    /// Whether the link is cut or blackholed.
     pub fn is_cut(&self) -> bool {
-        *self.cut.borrow()
+        *self.state.borrow() != State::Open
     }
 
     /// Expires the session of a client connected through this link: cuts the
@@ -99,7 +133,7 @@ impl ZkLink {
 
 impl Drop for ZkLink {
     fn drop(&mut self) {
-        self.cut.send_replace(true);
+        self.state.send_replace(State::Cut);
         for p in &self.proxies {
             p.accept.abort();
         }

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod chaos;
 mod kafka;
 mod link;
 mod process;

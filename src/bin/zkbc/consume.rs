@@ -26,8 +26,11 @@ pub struct Args {
     /// Where to start a partition with no committed offset: earliest or latest.
     #[arg(long = "from", default_value = "earliest")]
     from: OffsetReset,
-    /// Output: text (values, one per line) or json (key, value, partition, offset, timestamp).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// Output: text (values, one per line), json (key, value, partition,
+    /// offset, timestamp) or audit (one line per delivery for auditing
+    /// delivery guarantees: member, session, generation, partition, offset,
+    /// and the wall-clock µs at which it was handed over; no payload).
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "audit"])]
     format: String,
     /// Stop after this many messages (then commit, release and exit 0).
     #[arg(long)]
@@ -56,20 +59,43 @@ fn json_bytes(b: Option<&[u8]>) -> serde_json::Value {
     }
 }
 
-fn print(out: &mut impl Write, m: &Message, json: bool) -> std::io::Result<()> {
-    if json {
-        let v = serde_json::json!({
-            "topic": m.topic().as_str(),
-            "partition": m.partition().0,
-            "offset": m.offset(),
-            "timestamp": m.timestamp(),
-            "key": json_bytes(m.key()),
-            "value": json_bytes(m.payload()),
-        });
-        writeln!(out, "{v}")
-    } else {
-        out.write_all(m.payload().unwrap_or_default())?;
-        out.write_all(b"\n")
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+    Audit,
+}
+
+fn print(out: &mut impl Write, m: &Message, format: Output, member: &str) -> std::io::Result<()> {
+    match format {
+        Output::Json => {
+            let v = serde_json::json!({
+                "topic": m.topic().as_str(),
+                "partition": m.partition().0,
+                "offset": m.offset(),
+                "timestamp": m.timestamp(),
+                "key": json_bytes(m.key()),
+                "value": json_bytes(m.payload()),
+            });
+            writeln!(out, "{v}")
+        }
+        Output::Audit => {
+            let at = m.delivered_at().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+            let v = serde_json::json!({
+                "member": member,
+                "session": m.session(),
+                "generation": m.generation(),
+                "topic": m.topic().as_str(),
+                "partition": m.partition().0,
+                "offset": m.offset(),
+                "at_us": at,
+            });
+            writeln!(out, "{v}")
+        }
+        Output::Text => {
+            out.write_all(m.payload().unwrap_or_default())?;
+            out.write_all(b"\n")
+        }
     }
 }
 
@@ -83,6 +109,30 @@ fn status(m: &ConsumerMetrics, started: Instant) -> String {
         m.group.rebalances.count(),
         m.commits
     )
+}
+
+/// `ZKBALANCE_MUTANT=ignore-lease` runs a deliberately broken consumer, so
+/// the fault suite can prove its checker catches one. Only in builds with
+/// the `mutants` feature (the test build); release builds ignore it.
+#[cfg(feature = "mutants")]
+fn with_mutant(
+    builder: zkbalance::consumer::ConsumerBuilder,
+) -> Result<zkbalance::consumer::ConsumerBuilder, CliError> {
+    use zkbalance::balance::Mutant;
+    let mutant = match std::env::var("ZKBALANCE_MUTANT").ok().as_deref() {
+        None | Some("") => return Ok(builder),
+        Some("ignore-lease") => Mutant::IgnoreLease,
+        Some(other) => return Err(CliError::Usage(format!("unknown ZKBALANCE_MUTANT {other:?} (ignore-lease)"))),
+    };
+    eprintln!("zkbc: running the {mutant:?} mutant: this consumer is deliberately broken");
+    Ok(builder.membership(|g| g.mutant(mutant)))
+}
+
+#[cfg(not(feature = "mutants"))]
+fn with_mutant(
+    builder: zkbalance::consumer::ConsumerBuilder,
+) -> Result<zkbalance::consumer::ConsumerBuilder, CliError> {
+    Ok(builder)
 }
 
 pub async fn run(args: Args) -> Result<(), CliError> {
@@ -101,8 +151,20 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     if let Some(id) = &args.member_id {
         builder = builder.member_id(id);
     }
+    builder = with_mutant(builder)?;
     let mut consumer = builder.start().await?;
-    let json = args.format == "json";
+    let format = match args.format.as_str() {
+        "json" => Output::Json,
+        "audit" => Output::Audit,
+        _ => Output::Text,
+    };
+    let member = consumer.id().map(ToString::to_string).unwrap_or_default();
+    if format == Output::Audit {
+        // The first line names the member, so an auditor can tie what it
+        // does to the process before the first delivery.
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        println!("{}", serde_json::json!({"event": "joined", "member": member, "at_us": at}));
+    }
     let live = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs(if live { 1 } else { 10 }));
@@ -124,7 +186,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             m = consumer.recv() => {
                 let Some(m) = m else { break Ok(()) };
                 // Acknowledged once written: a message is done when printed.
-                if let Err(e) = print(&mut stdout.lock(), &m, json) {
+                if let Err(e) = print(&mut stdout.lock(), &m, format, &member) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
                         break Ok(());
                     }
