@@ -7,22 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use thiserror::Error;
 use zookeeper_client::Client;
 
 use crate::ids::{BrokerId, PartitionId, TopicName};
+use crate::zk_call::ZkCallError;
 use crate::znode::{layout, BrokerRegistration, Codec, PartitionState, TopicRegistration, ZnodeError};
-
-/// ZooKeeper could not be read.
-#[derive(Debug, Error)]
-#[error("reading {path} from ZooKeeper: {source}")]
-pub struct ReadError {
-    /// The znode being read.
-    pub path: String,
-    /// The cause.
-    #[source]
-    pub source: zookeeper_client::Error,
-}
 
 /// One partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,23 +51,23 @@ impl ClusterView {
     }
 }
 
-pub(crate) async fn get(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
+pub(crate) async fn get(zk: &Client, path: &str) -> Result<Option<Vec<u8>>, ZkCallError> {
     match zk.get_data(path).await {
         Ok((data, _)) => Ok(Some(data)),
         // Gone between listing and reading: not an error, just not there.
         Err(zookeeper_client::Error::NoNode) => Ok(None),
-        Err(source) => Err(ReadError { path: path.to_owned(), source }),
+        Err(source) => Err(crate::coord::zk::call("read", path)(source)),
     }
 }
 
-pub(crate) async fn children(zk: &Client, path: &str) -> Result<Vec<String>, ReadError> {
+pub(crate) async fn children(zk: &Client, path: &str) -> Result<Vec<String>, ZkCallError> {
     match zk.list_children(path).await {
         Ok(mut c) => {
             c.sort();
             Ok(c)
         }
         Err(zookeeper_client::Error::NoNode) => Ok(Vec::new()),
-        Err(source) => Err(ReadError { path: path.to_owned(), source }),
+        Err(source) => Err(crate::coord::zk::call("read", path)(source)),
     }
 }
 
@@ -90,7 +79,7 @@ impl ClusterView {
 }
 
 /// Reads brokers, topics and partition states.
-pub async fn read(zk: &Client) -> Result<ClusterView, ReadError> {
+pub async fn read(zk: &Client) -> Result<ClusterView, ZkCallError> {
     let mut view = read_brokers(zk).await?;
     read_topics(zk, &mut view).await?;
     Ok(view)
@@ -98,7 +87,7 @@ pub async fn read(zk: &Client) -> Result<ClusterView, ReadError> {
 
 /// Reads the broker registrations only (no topics): what bootstrapping and
 /// following brokers need, without a read per partition.
-pub async fn read_brokers(zk: &Client) -> Result<ClusterView, ReadError> {
+pub async fn read_brokers(zk: &Client) -> Result<ClusterView, ZkCallError> {
     let mut view = ClusterView::default();
     for id in children(zk, layout::BROKER_IDS).await? {
         let path = format!("{}/{id}", layout::BROKER_IDS);
@@ -117,7 +106,7 @@ pub async fn read_brokers(zk: &Client) -> Result<ClusterView, ReadError> {
     Ok(view)
 }
 
-async fn read_topics(zk: &Client, view: &mut ClusterView) -> Result<(), ReadError> {
+async fn read_topics(zk: &Client, view: &mut ClusterView) -> Result<(), ZkCallError> {
     for name in children(zk, layout::BROKER_TOPICS).await? {
         let topic = match TopicName::new(name.as_str()) {
             Ok(t) => t,

@@ -9,21 +9,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use thiserror::Error;
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
 use crate::cluster::{self, ClusterView};
+use crate::coord::zk::call as zk_call;
+use crate::coord::zk::Watching;
 use crate::coord::CoordError;
 use crate::ids::{GroupId, PartitionId, TopicName};
+use crate::kafka::{ClientSettings, KafkaClient};
 use crate::offsets::OffsetStorage;
-use crate::zk_call::zk_call;
-use crate::znode::{
-    layout, Codec, Flavour, MemberRegistration, OwnerName, PykafkaOwner, ScalaOwner, Subscription, TopicSpelling,
-    ZkOffset, ZnodeError,
-};
+use crate::protocol::{GroupRead, ReadGroup, Skipped};
+use crate::znode::{layout, Codec, Flavour, MemberRegistration, Subscription, TopicSpelling, ZkOffset, ZnodeError};
 
 /// Why an inspection failed.
 #[derive(Debug, Error)]
@@ -57,12 +55,6 @@ pub enum InspectError {
         /// How many.
         members: usize,
     },
-}
-
-impl From<cluster::ReadError> for InspectError {
-    fn from(e: cluster::ReadError) -> Self {
-        zk_call("read", e.path)(e.source).into()
-    }
 }
 
 fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> InspectError + 'a {
@@ -137,28 +129,30 @@ fn group_id(group: &str) -> Result<GroupId, InspectError> {
     GroupId::new(group).map_err(|e| InspectError::BadName(e.to_string()))
 }
 
-async fn members(zk: &Client, group: &GroupId) -> Result<Vec<MemberInfo>, InspectError> {
-    let dir = layout::members(group);
-    let mut out = Vec::new();
-    for id in children(zk, &dir).await? {
-        let path = format!("{dir}/{id}");
-        let Some(bytes) = data(zk, &path).await? else { continue };
-        let (flavour, subscription) = match MemberRegistration::decode(&path, &bytes)? {
-            MemberRegistration::Pykafka { topic } => ("pykafka", topic.to_string()),
-            MemberRegistration::Scala(r) => (
-                "scala",
-                match r.subscription {
-                    Subscription::Static(ts) => {
-                        ts.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(",")
-                    }
-                    Subscription::Whitelist { regex, streams } => format!("white_list {regex} ×{streams}"),
-                    Subscription::Blacklist { regex, streams } => format!("black_list {regex} ×{streams}"),
-                },
-            ),
-        };
-        out.push(MemberInfo { id, flavour: flavour.into(), subscription });
-    }
-    Ok(out)
+/// The group as the protocol reads it from outside (no watches; the
+/// flavour as its members' registrations tell).
+async fn read_group(zk: &Client, group: &GroupId) -> Result<GroupRead, InspectError> {
+    Ok(crate::coord::zk::run(zk, ReadGroup::inspect(group.clone()), Watching::Off).await?)
+}
+
+fn member_info(group: &GroupId, id: &str, bytes: &[u8]) -> Result<MemberInfo, InspectError> {
+    let path = format!("{}/{id}", layout::members(group));
+    let (flavour, subscription) = match MemberRegistration::decode(&path, bytes)? {
+        MemberRegistration::Pykafka { topic } => ("pykafka", topic.to_string()),
+        MemberRegistration::Scala(r) => (
+            "scala",
+            match r.subscription {
+                Subscription::Static(ts) => ts.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(","),
+                Subscription::Whitelist { regex, streams } => format!("white_list {regex} ×{streams}"),
+                Subscription::Blacklist { regex, streams } => format!("black_list {regex} ×{streams}"),
+            },
+        ),
+    };
+    Ok(MemberInfo { id: id.to_owned(), flavour: flavour.into(), subscription })
+}
+
+fn members_of(group: &GroupId, read: &GroupRead) -> Result<Vec<MemberInfo>, InspectError> {
+    read.listing.members.iter().map(|(id, bytes)| member_info(group, id, bytes)).collect()
 }
 
 /// Every group under `/consumers`.
@@ -166,7 +160,7 @@ pub async fn list_groups(zk: &Client) -> Result<Vec<GroupSummary>, InspectError>
     let mut out = Vec::new();
     for name in children(zk, layout::CONSUMERS).await? {
         let Ok(group) = GroupId::new(name.as_str()) else { continue };
-        let members = members(zk, &group).await?;
+        let members = members_of(&group, &read_group(zk, &group).await?)?;
         let flavour = members.first().map(|m| m.flavour.clone());
         out.push(GroupSummary { group: name, members: members.len(), flavour });
     }
@@ -181,33 +175,36 @@ async fn require_group(zk: &Client, group: &GroupId) -> Result<(), InspectError>
     }
 }
 
-/// Owner of every partition of `topic`, in whichever layout is present.
-async fn owners(zk: &Client, group: &GroupId, topic: &TopicName) -> Result<BTreeMap<i32, String>, InspectError> {
-    let mut out = BTreeMap::new();
-    for spelling in TopicSpelling::ALL {
-        let dir = layout::owner_dir(group, topic, spelling);
-        for child in children(zk, &dir).await? {
-            let path = format!("{dir}/{child}");
-            let flavour = if child.bytes().all(|b| b.is_ascii_digit()) { Flavour::Scala } else { Flavour::Pykafka };
-            let name = OwnerName::parse(flavour, &dir, &child)?;
-            let Some(bytes) = data(zk, &path).await? else { continue };
-            let member = match flavour {
-                Flavour::Pykafka => PykafkaOwner::decode(&path, &bytes)?.0.to_string(),
-                Flavour::Scala => {
-                    let o = ScalaOwner::decode(&path, &bytes)?;
-                    format!("{}-{}", o.member, o.thread)
-                }
-            };
-            out.insert(name.partition().0, member);
-        }
+/// The owner of every partition the read found owned: the member (and,
+/// in the Scala layout, its thread, as the owner znode spells it).
+fn owners_of(read: &GroupRead) -> Result<BTreeMap<(TopicName, i32), String>, InspectError> {
+    // A damaged owner znode is an error here: an operator asked about it.
+    if let Some(Skipped::Malformed(e)) = read.skipped.iter().find(|s| matches!(s, Skipped::Malformed(_))) {
+        return Err(e.clone().into());
     }
-    Ok(out)
+    Ok(read
+        .snapshot
+        .owners
+        .iter()
+        .filter_map(|(tp, records)| {
+            let o = records.first()?;
+            let owner = match read.flavour {
+                Flavour::Pykafka => o.member.to_string(),
+                Flavour::Scala => format!("{}-{}", o.member, o.thread),
+            };
+            Some(((tp.topic.clone(), tp.partition.0), owner))
+        })
+        .collect())
 }
 
 /// Reads and writes Kafka-stored offsets and log ends for one group.
 pub struct KafkaSide {
-    client: Arc<BaseConsumer>,
+    client: Arc<KafkaClient>,
     timeout: Duration,
+}
+
+fn kafka_err(e: rdkafka::error::KafkaError) -> InspectError {
+    InspectError::Kafka(e.to_string())
 }
 
 impl KafkaSide {
@@ -217,47 +214,24 @@ impl KafkaSide {
         if servers.is_empty() {
             return Err(InspectError::Kafka("no broker is registered in ZooKeeper".into()));
         }
-        let client: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &servers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set_log_level(rdkafka::config::RDKafkaLogLevel::Error)
-            .create()
-            .map_err(|e| InspectError::Kafka(e.to_string()))?;
+        let settings = ClientSettings {
+            bootstrap: servers,
+            group: group_id(group)?,
+            reset: crate::offsets::OffsetReset::Earliest,
+            overrides: vec![("log_level".into(), "3".into())],
+        };
+        let client = crate::kafka::client(&settings).map_err(kafka_err)?;
         Ok(KafkaSide { client: Arc::new(client), timeout })
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&BaseConsumer, Duration) -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
-    ) -> Result<T, InspectError> {
-        let (client, timeout) = (Arc::clone(&self.client), self.timeout);
-        tokio::task::spawn_blocking(move || f(&client, timeout))
-            .await
-            .map_err(|e| InspectError::Kafka(e.to_string()))?
-            .map_err(|e| InspectError::Kafka(e.to_string()))
     }
 
     /// (low, high) watermarks of a partition.
     pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(u64, u64), InspectError> {
-        let topic = topic.to_owned();
-        let (lo, hi) = self.blocking(move |c, t| c.fetch_watermarks(&topic, partition, t)).await?;
-        Ok((lo.max(0) as u64, hi.max(0) as u64))
+        crate::kafka::watermarks(&self.client, topic, partition, self.timeout).await.map_err(kafka_err)
     }
 
     /// The committed offset of a partition, if any.
     pub async fn committed(&self, topic: &str, partition: i32) -> Result<Option<u64>, InspectError> {
-        let topic = topic.to_owned();
-        self.blocking(move |c, t| {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&topic, partition);
-            let got = c.committed_offsets(tpl, t)?;
-            Ok(got.elements().first().and_then(|e| match e.offset() {
-                Offset::Offset(n) if n >= 0 => Some(n as u64),
-                _ => None,
-            }))
-        })
-        .await
+        crate::kafka::committed(&self.client, topic, partition, self.timeout).await.map_err(kafka_err)
     }
 
     /// The first offset at or after `timestamp_ms`, or the log end.
@@ -267,27 +241,15 @@ impl KafkaSide {
         partition: i32,
         timestamp_ms: i64,
     ) -> Result<Option<u64>, InspectError> {
-        let topic = topic.to_owned();
-        self.blocking(move |c, t| {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(timestamp_ms))?;
-            let got = c.offsets_for_times(tpl, t)?;
-            Ok(got.elements().first().and_then(|e| match e.offset() {
-                Offset::Offset(n) if n >= 0 => Some(n as u64),
-                _ => None,
-            }))
-        })
-        .await
+        crate::kafka::offset_for_time(&self.client, topic, partition, timestamp_ms, self.timeout)
+            .await
+            .map_err(kafka_err)
     }
 
     /// Commits `offsets` (next to consume) for the group.
     pub async fn commit(&self, topic: &str, offsets: &BTreeMap<i32, u64>) -> Result<(), InspectError> {
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in offsets {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(*o as i64))
-                .map_err(|e| InspectError::Kafka(e.to_string()))?;
-        }
-        self.blocking(move |c, _| c.commit(&tpl, CommitMode::Sync)).await
+        let offsets: Vec<(i32, u64)> = offsets.iter().map(|(p, o)| (*p, *o)).collect();
+        crate::kafka::commit(&self.client, topic, &offsets).await.map_err(kafka_err)
     }
 }
 
@@ -315,7 +277,9 @@ pub async fn describe_group(
 ) -> Result<GroupDescription, InspectError> {
     let g = group_id(group)?;
     require_group(zk, &g).await?;
-    let members = members(zk, &g).await?;
+    let read = read_group(zk, &g).await?;
+    let members = members_of(&g, &read)?;
+    let owners = owners_of(&read)?;
     let view = cluster::read(zk).await?;
     let mut topics: BTreeSet<TopicName> = BTreeSet::new();
     for m in &members {
@@ -330,7 +294,6 @@ pub async fn describe_group(
     }
     let mut partitions = Vec::new();
     for topic in topics.iter().filter(|t| view.topics.contains_key(*t)) {
-        let owners = owners(zk, &g, topic).await?;
         for p in view.topics[topic].keys() {
             let from_zk = match storage {
                 OffsetStorage::Kafka => None,
@@ -350,7 +313,7 @@ pub async fn describe_group(
             partitions.push(PartitionRow {
                 topic: topic.to_string(),
                 partition: p.0,
-                owner: owners.get(&p.0).cloned(),
+                owner: owners.get(&(topic.clone(), p.0)).cloned(),
                 committed,
                 log_end,
                 lag: log_end.zip(committed).map(|(e, c)| e.saturating_sub(c)),

@@ -60,7 +60,7 @@ impl Balancer {
             if !ours || beaten {
                 lost.insert(tp.clone());
                 if ours {
-                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name });
+                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name, czxid: h.czxid });
                 }
             }
         }
@@ -70,6 +70,39 @@ impl Balancer {
                 self.held.remove(tp);
             }
             out.push(Action::Lost(lost));
+        }
+
+        // Strays: owner znodes of ours for partitions we neither hold nor
+        // claim — a claim whose create went through although its answer was
+        // lost (a connection loss) leaves one, and nobody would ever delete
+        // it while our session lives. Ours to claim again (the claim adopts
+        // it) if the target wants it; else deleted.
+        // Tracked as a release until the deletion is answered, so no claim
+        // of the partition starts meanwhile (one could adopt the very znode).
+        let strays: Vec<(TopicPartition, Held)> = snap
+            .owners
+            .iter()
+            .filter(|(tp, _)| {
+                !self.held.contains_key(*tp) && !self.claims.contains_key(*tp) && !self.target.contains_key(*tp)
+            })
+            .filter_map(|(tp, records)| {
+                let o = records.iter().find(|o| o.member == me)?;
+                let slot = crate::assign::Slot::new(o.member.clone(), o.thread);
+                let held = Held {
+                    slot,
+                    name: o.name,
+                    czxid: o.czxid,
+                    state: Release::Deleting,
+                    round: self.round,
+                    claimed_at: self.now,
+                };
+                Some((tp.clone(), held))
+            })
+            .collect();
+        for (tp, held) in strays {
+            tracing::warn!(%tp, "an owner znode of ours that nothing holds (a claim lost its answer): deleting it");
+            out.push(Action::DeleteOwner { tp: tp.clone(), name: held.name, czxid: held.czxid });
+            self.held.insert(tp, held);
         }
 
         let mut revoke = BTreeSet::new();
@@ -112,11 +145,11 @@ impl Balancer {
             "rebalance planned"
         );
         if !revoke.is_empty() {
-            if self.mutant(super::Mutant::DeleteBeforeRelease) {
+            if mutant!(self, DeleteBeforeRelease) {
                 for tp in &revoke {
                     let h = self.held.get_mut(tp).expect("just revoked");
                     h.state = Release::Deleting;
-                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name });
+                    out.push(Action::DeleteOwner { tp: tp.clone(), name: h.name, czxid: h.czxid });
                 }
             }
             out.push(Action::Revoke(revoke));
@@ -141,7 +174,7 @@ impl Balancer {
     }
 
     pub(super) fn retry_claim(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
-        let unbounded = self.mutant(super::Mutant::UnboundedClaims);
+        let unbounded = mutant!(self, UnboundedClaims);
         let Some(c) = self.claims.get_mut(&tp) else { return };
         c.attempt += 1;
         if c.attempt >= self.cfg.claim_retries && !unbounded {
@@ -157,12 +190,8 @@ impl Balancer {
     /// later — never at once.
     pub(super) fn give_up(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
         let Some(c) = self.claims.remove(&tp) else { return };
-        let owner = self
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.owner(&tp))
-            .map_or_else(|| "unknown".to_owned(), |o| o.member.to_string());
-        tracing::warn!(%tp, attempts = c.attempt, %owner, "claim gave up; rolling back this round");
+        let owner = self.snapshot.as_ref().and_then(|s| s.owner(&tp)).map(|o| o.member.clone());
+        tracing::warn!(%tp, attempts = c.attempt, ?owner, "claim gave up; rolling back this round");
         out.push(Action::Unwatch(tp.clone()));
         out.push(Action::Error(BalanceError::ClaimGaveUp { tp, attempts: c.attempt, owner }));
         let mut revoke = BTreeSet::new();
@@ -200,7 +229,7 @@ impl Balancer {
                 let state = if deliver { Release::Active } else { Release::Deleting };
                 if !deliver {
                     // Never delivered, so nothing to revoke: delete at once.
-                    out.push(Action::DeleteOwner { tp: tp.clone(), name: c.name });
+                    out.push(Action::DeleteOwner { tp: tp.clone(), name: c.name, czxid });
                 }
                 self.held.insert(
                     tp,

@@ -16,8 +16,10 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Deliberately broken machines, to prove the simulator catches each.
-/// Compiled only with the `mutants` feature (tests); never in a release.
+/// Deliberately broken members, to prove the simulator and the fault suite
+/// catch each. Compiled only with the `mutants` feature (tests); never in a
+/// release.
+#[cfg(feature = "mutants")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutant {
     /// Delete the owner znode as soon as a partition is revoked, without
@@ -32,6 +34,13 @@ pub enum Mutant {
     UnboundedClaims,
     /// Never re-read the group periodically (lost watches go unnoticed).
     NoReconcile,
+    /// A driver that tells the machine a revoked partition is released at
+    /// once, without waiting for the application to let go: its owner
+    /// znode is deleted before the revoke completes.
+    ReleaseBeforeRevoke,
+    /// A driver that feeds claim results from an earlier session to the
+    /// machine (a claim "won" by a session that is already dead).
+    StaleClaimReplies,
 }
 
 /// What the state machine needs to know. Built and validated by the group

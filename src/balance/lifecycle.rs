@@ -14,7 +14,7 @@ impl Balancer {
                 self.register_attempts = 0;
                 self.register_retry_at = None;
                 self.schedule_read(self.now);
-                if !self.mutant(super::Mutant::NoReconcile) {
+                if !mutant!(self, NoReconcile) {
                     self.reconcile_due = Some(self.now + self.cfg.reconcile_interval);
                 }
                 self.on_tick(out);
@@ -90,7 +90,7 @@ impl Balancer {
                 out.push(Action::Register);
             }
             Phase::Running => {
-                if self.reconcile_due.is_some_and(|t| t <= now) && !self.mutant(super::Mutant::NoReconcile) {
+                if self.reconcile_due.is_some_and(|t| t <= now) && !mutant!(self, NoReconcile) {
                     self.reconcile_due = Some(now + self.cfg.reconcile_interval);
                     self.schedule_read(now);
                 }
@@ -114,8 +114,16 @@ impl Balancer {
     }
 
     pub(super) fn on_stop(&mut self, out: &mut Vec<Action>) {
+        // Waiting to retry a failed registration: nothing was created that
+        // must be deleted, and no answer will come.
+        let unregistered = self.phase == Phase::Registering && self.register_retry_at.is_some();
         match self.phase {
             Phase::Idle | Phase::AwaitingSession => {
+                self.phase = Phase::Stopped;
+                out.push(Action::Close);
+            }
+            Phase::Registering if unregistered => {
+                self.register_retry_at = None;
                 self.phase = Phase::Stopped;
                 out.push(Action::Close);
             }

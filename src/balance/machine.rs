@@ -82,9 +82,15 @@ pub struct Balancer {
 impl Balancer {
     /// A machine for `cfg.member`; call [`Balancer::handle`] with
     /// [`Input::Start`] to begin.
-    pub fn new(cfg: BalanceConfig) -> Self {
+    ///
+    /// # Errors
+    /// [`ConfigError`](super::ConfigError) when the settings cannot work
+    /// together ([`BalanceConfig::validate`]): a machine is never built on
+    /// them.
+    pub fn new(cfg: BalanceConfig) -> Result<Self, super::ConfigError> {
+        cfg.validate()?;
         let rng = cfg.seed ^ 0x9E37_79B9_7F4A_7C15;
-        Balancer {
+        Ok(Balancer {
             cfg,
             rng: rng.max(1),
             now: Time::ZERO,
@@ -104,7 +110,7 @@ impl Balancer {
             round: 0,
             generation: 0,
             published: BTreeSet::new(),
-        }
+        })
     }
 
     /// The configuration.
@@ -166,6 +172,13 @@ impl Balancer {
         self.suspended
     }
 
+    /// Whether ownership is at rest: running, with no claim under way and
+    /// nothing being released (a read may be in flight). What "the group
+    /// has converged" means for an observer.
+    pub fn holds_steady(&self) -> bool {
+        self.phase == Phase::Running && self.claims.is_empty() && self.held.values().all(|h| h.state == Release::Active)
+    }
+
     /// Whether nothing is in flight: no claim, no release, no read due.
     pub fn is_settled(&self) -> bool {
         self.phase == Phase::Running
@@ -214,14 +227,21 @@ impl Balancer {
                 }
             }
             Input::Registered => self.on_registered(&mut out),
-            Input::RegisterFailed(why) => {
-                if self.phase == Phase::Registering {
+            Input::RegisterFailed(why) => match self.phase {
+                Phase::Registering => {
                     self.register_attempts += 1;
                     let wait = self.jittered(self.cfg.backoff(self.register_attempts));
                     self.register_retry_at = Some(self.now + wait);
                     out.push(Action::Error(BalanceError::ZooKeeper(why)));
                 }
-            }
+                // Stopped while the registration was under way, and it
+                // failed: there is nothing to leave.
+                Phase::Stopping if self.held.is_empty() && self.claims.is_empty() && !self.deregistering => {
+                    self.phase = Phase::Stopped;
+                    out.push(Action::Close);
+                }
+                _ => {}
+            },
             Input::Changed => {
                 if self.phase == Phase::Running {
                     self.schedule_read(self.now + self.cfg.coalesce);
@@ -250,7 +270,7 @@ impl Balancer {
             Input::Released(tp) => {
                 if let Some(h) = self.held.get_mut(&tp).filter(|h| h.state == Release::Revoking) {
                     h.state = Release::Deleting;
-                    out.push(Action::DeleteOwner { tp, name: h.name });
+                    out.push(Action::DeleteOwner { tp, name: h.name, czxid: h.czxid });
                 }
             }
             Input::OwnerDeleted(tp) => self.on_owner_deleted(tp, &mut out),
@@ -278,16 +298,6 @@ impl Balancer {
         }
         self.publish(&mut out);
         out
-    }
-
-    /// Whether a deliberate bug is switched on (always false without the
-    /// `mutants` feature).
-    #[allow(unused_variables)]
-    pub(super) fn mutant(&self, m: super::Mutant) -> bool {
-        #[cfg(feature = "mutants")]
-        return self.cfg.mutant == Some(m);
-        #[cfg(not(feature = "mutants"))]
-        false
     }
 
     pub(super) fn active(&self) -> impl Iterator<Item = TopicPartition> + '_ {

@@ -30,6 +30,18 @@
 //! - **Reconcile**: the group is re-read periodically, so a lost watch never
 //!   leaves a member idle or a partition unowned.
 
+/// Whether a deliberate bug is switched on in a machine: always false
+/// without the `mutants` feature (its enum does not exist then).
+macro_rules! mutant {
+    ($machine:expr, $m:ident) => {{
+        #[cfg(feature = "mutants")]
+        let on = $machine.cfg.mutant == Some(crate::balance::Mutant::$m);
+        #[cfg(not(feature = "mutants"))]
+        let on = false;
+        on
+    }};
+}
+
 mod claims;
 mod config;
 pub mod gate;
@@ -37,7 +49,9 @@ mod lifecycle;
 mod machine;
 mod snapshot;
 
-pub use config::{BalanceConfig, ConfigError, Mutant};
+#[cfg(feature = "mutants")]
+pub use config::Mutant;
+pub use config::{BalanceConfig, ConfigError};
 pub use gate::{Ending, PartitionGate, SessionLease, Verdict};
 pub use machine::Balancer;
 pub use snapshot::{GroupSnapshot, OwnerRecord};
@@ -49,6 +63,7 @@ use thiserror::Error;
 
 use crate::assign::{AssignError, Slot};
 use crate::ids::TopicPartition;
+use crate::zk_call::ZkCallError;
 use crate::znode::OwnerName;
 
 /// Time since the driver's epoch. The machine has no clock of its own.
@@ -66,7 +81,7 @@ pub enum ClaimOutcome {
     /// Another member's owner znode exists.
     Taken,
     /// ZooKeeper failed the request.
-    Failed(String),
+    Failed(ZkCallError),
 }
 
 /// The session, as the driver sees it.
@@ -90,13 +105,13 @@ pub enum Input {
     /// The member znode exists.
     Registered,
     /// Registering failed; retried after a backoff.
-    RegisterFailed(String),
+    RegisterFailed(ZkCallError),
     /// A watch fired (members, topics, brokers): the view is stale.
     Changed,
     /// The group as read after [`Action::ReadGroup`].
     Snapshot(GroupSnapshot),
     /// Reading the group failed; retried after a backoff.
-    ReadFailed(String),
+    ReadFailed(ZkCallError),
     /// The answer to [`Action::Claim`].
     ClaimResult {
         /// The partition.
@@ -155,12 +170,15 @@ pub enum Action {
     /// These partitions are no longer ours (session expired, or another
     /// member's claim won): stop delivering now, commit nothing.
     Lost(BTreeSet<TopicPartition>),
-    /// Delete our owner znode; answer [`Input::OwnerDeleted`].
+    /// Delete our owner znode — exactly the one created at `czxid`, never
+    /// a later claim's; answer [`Input::OwnerDeleted`].
     DeleteOwner {
         /// The partition.
         tp: TopicPartition,
         /// The znode's name.
         name: OwnerName,
+        /// Its creation zxid.
+        czxid: i64,
     },
     /// The set of partitions this member owns changed.
     Assigned {
@@ -187,17 +205,21 @@ pub enum Action {
 
 /// Failures the machine reports (it keeps running after each).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum BalanceError {
     /// A claim was retried the configured number of times and the partition
     /// is still owned by another member. The round's claims were rolled back.
-    #[error("gave up claiming {tp} after {attempts} attempts; still owned by {owner}")]
+    #[error(
+        "gave up claiming {tp} after {attempts} attempts; still owned by {}",
+        owner.as_ref().map_or("an unknown member", |m| m.as_str())
+    )]
     ClaimGaveUp {
         /// The partition.
         tp: TopicPartition,
         /// Attempts made.
         attempts: u32,
-        /// Its owner at the last read.
-        owner: String,
+        /// Its owner at the last read, if it was readable.
+        owner: Option<crate::ids::MemberId>,
     },
     /// The strategy cannot assign this group.
     #[error("cannot assign: {0}")]
@@ -206,8 +228,8 @@ pub enum BalanceError {
     #[error("our member znode is gone; registering again")]
     MemberVanished,
     /// ZooKeeper failed a request; it is retried.
-    #[error("ZooKeeper: {0}")]
-    ZooKeeper(String),
+    #[error(transparent)]
+    ZooKeeper(#[from] ZkCallError),
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::assign::{GroupShape, Strategy};
 use crate::ids::{BrokerId, MemberId, PartitionId, TopicName};
+use crate::zk_call::{ZkCallError, ZkCode};
 use crate::znode::Flavour;
 
 fn ms(n: u64) -> Time {
@@ -77,9 +78,13 @@ fn claim_all(b: &mut Balancer, at: u64, ps: &[i32]) -> Vec<Action> {
     out
 }
 
+fn machine(member: &str) -> Balancer {
+    Balancer::new(cfg(member)).expect("valid settings")
+}
+
 #[test]
 fn a_lone_member_claims_everything_and_publishes_one_generation_per_change() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     let actions = joined(&mut b, snapshot(&["a"], 3, &[]));
     assert_eq!(claims(&actions), [0, 1, 2].into());
     let out = claim_all(&mut b, 3, &[0, 1, 2]);
@@ -94,7 +99,7 @@ fn a_lone_member_claims_everything_and_publishes_one_generation_per_change() {
 
 #[test]
 fn a_burst_of_watch_events_is_one_read() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 1, &[]));
     claim_all(&mut b, 3, &[0]);
     for t in 10..20 {
@@ -107,7 +112,7 @@ fn a_burst_of_watch_events_is_one_read() {
 
 #[test]
 fn leaving_partitions_are_revoked_then_deleted_and_only_then_gone() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 4, &[]));
     claim_all(&mut b, 3, &[0, 1, 2, 3]);
     b.handle(ms(10), Input::Changed);
@@ -126,7 +131,7 @@ fn leaving_partitions_are_revoked_then_deleted_and_only_then_gone() {
 
 #[test]
 fn a_held_partition_is_watched_and_claimed_once_its_owner_is_gone() {
-    let mut b = Balancer::new(cfg("b"));
+    let mut b = machine("b");
     let out = joined(&mut b, snapshot(&["a", "b"], 2, &[(1, "a")]));
     assert!(out.contains(&Action::WatchOwner(tp(1))), "{out:?}");
     assert!(claims(&out).is_empty(), "no blind create on a held partition");
@@ -138,7 +143,7 @@ fn a_held_partition_is_watched_and_claimed_once_its_owner_is_gone() {
 
 #[test]
 fn claims_give_up_after_bounded_retries_and_roll_back_the_round() {
-    let mut b = Balancer::new(cfg("b"));
+    let mut b = machine("b");
     // b's share of 4 partitions among a, b is 2 and 3; 3 is held by a.
     let out = joined(&mut b, snapshot(&["a", "b"], 4, &[(3, "a")]));
     assert_eq!(claims(&out), [2].into());
@@ -175,7 +180,7 @@ fn claims_give_up_after_bounded_retries_and_roll_back_the_round() {
 
 #[test]
 fn delivery_stops_when_the_lease_runs_out_and_resumes_on_a_fresh_heartbeat() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 1, &[]));
     claim_all(&mut b, 3, &[0]);
     assert!(b.handle(ms(100), Input::Session(SessionEvent::Disconnected)).is_empty(), "a report alone changes nothing");
@@ -195,7 +200,7 @@ fn delivery_stops_when_the_lease_runs_out_and_resumes_on_a_fresh_heartbeat() {
 
 #[test]
 fn expiry_drops_everything_at_once_and_rejoins() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 2, &[]));
     claim_all(&mut b, 3, &[0, 1]);
     let out = b.handle(ms(10), Input::Session(SessionEvent::Expired));
@@ -209,7 +214,7 @@ fn expiry_drops_everything_at_once_and_rejoins() {
 
 #[test]
 fn stop_revokes_deletes_then_deregisters_and_closes() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 2, &[]));
     claim_all(&mut b, 3, &[0, 1]);
     let out = b.handle(ms(10), Input::Stop);
@@ -224,7 +229,7 @@ fn stop_revokes_deletes_then_deregisters_and_closes() {
 
 #[test]
 fn a_claim_that_lands_after_stop_is_deleted_undelivered() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 1, &[]));
     b.handle(ms(5), Input::Stop);
     let out = b.handle(ms(6), Input::ClaimResult { tp: tp(0), outcome: ClaimOutcome::Claimed { czxid: 5 } });
@@ -234,7 +239,7 @@ fn a_claim_that_lands_after_stop_is_deleted_undelivered() {
 
 #[test]
 fn drift_is_repaired_when_a_read_shows_our_znode_gone() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 1, &[]));
     claim_all(&mut b, 3, &[0]);
     b.handle(ms(10), Input::Changed);
@@ -246,7 +251,7 @@ fn drift_is_repaired_when_a_read_shows_our_znode_gone() {
 
 #[test]
 fn a_snapshot_without_us_re_registers() {
-    let mut b = Balancer::new(cfg("a"));
+    let mut b = machine("a");
     let out = joined(&mut b, snapshot(&["z"], 1, &[]));
     assert_eq!(out, [Action::Error(BalanceError::MemberVanished), Action::Register]);
 }
@@ -267,9 +272,31 @@ fn the_claim_window_must_outlast_the_session_timeout() {
 }
 
 #[test]
+fn a_stop_while_registration_failed_or_fails_leaves_at_once() {
+    let failure = || ZkCallError::new("create", "/consumers/g/ids/a", ZkCode::ConnectionLoss);
+    // Waiting to retry: nothing to delete, close now.
+    let mut b = machine("a");
+    b.handle(ms(0), Input::Start);
+    b.handle(ms(1), Input::RegisterFailed(failure()));
+    assert_eq!(b.handle(ms(2), Input::Stop), [Action::Close]);
+    assert!(b.is_stopped());
+    // Stopped with the registration in flight: its failure ends it.
+    let mut b = machine("a");
+    b.handle(ms(0), Input::Start);
+    assert!(b.handle(ms(1), Input::Stop).is_empty(), "waits for the registration's answer");
+    assert_eq!(b.handle(ms(2), Input::RegisterFailed(failure())), [Action::Close]);
+    assert!(b.is_stopped());
+    // And its success is undone before closing.
+    let mut b = machine("a");
+    b.handle(ms(0), Input::Start);
+    b.handle(ms(1), Input::Stop);
+    assert_eq!(b.handle(ms(2), Input::Registered), [Action::Deregister]);
+}
+
+#[test]
 fn identical_inputs_give_identical_actions() {
     let run = || {
-        let mut b = Balancer::new(cfg("b"));
+        let mut b = machine("b");
         let mut log = joined(&mut b, snapshot(&["a", "b"], 6, &[(4, "a")]));
         log.extend(b.handle(ms(30), Input::ClaimResult { tp: tp(3), outcome: ClaimOutcome::Taken }));
         (log, b.next_deadline())

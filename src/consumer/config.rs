@@ -111,7 +111,8 @@ impl ConsumerBuilder {
     }
 
     /// A static member id: a restart within the session timeout keeps its
-    /// partitions.
+    /// partitions, without a peer rebalancing (see
+    /// [`GroupBuilder::member_id`](crate::coord::GroupBuilder::member_id)).
     pub fn member_id(mut self, id: impl Into<String>) -> Self {
         self.group = self.group.member_id(id);
         self

@@ -48,11 +48,9 @@ pub use metrics::{ConsumerMetrics, PartitionMetrics};
 
 use crate::balance::{ConfigError, Verdict};
 use crate::coord::{AssignmentView, CoordError, GroupMember};
-use crate::fetch::{
-    bootstrap_from_zookeeper, follow_brokers, kafka_client, ClientSettings, FetchStats, Fetched, Fetcher, KafkaClient,
-    Run,
-};
+use crate::fetch::{FetchStats, Fetched, Fetcher, Run};
 use crate::ids::{MemberId, TopicPartition};
+use crate::kafka::{bootstrap_from_zookeeper, follow_brokers, ClientSettings, KafkaClient};
 use crate::offsets::{Committer, KafkaOffsets, OffsetError, ZkOffsets};
 use config::ConsumerConfig;
 use control::Shared;
@@ -79,9 +77,9 @@ pub enum ConsumerError {
         /// The connect string.
         connect: String,
     },
-    /// Reading the cluster from ZooKeeper failed.
+    /// A ZooKeeper request failed (reading the cluster, at start).
     #[error(transparent)]
-    Cluster(#[from] crate::cluster::ReadError),
+    ZooKeeper(#[from] crate::zk_call::ZkCallError),
     /// The Kafka client could not be created.
     #[error("creating the Kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -156,7 +154,7 @@ impl BalancedConsumer {
             match zk.check_stat(&path).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(ConsumerError::UnknownTopic { topic: topic.to_string() }),
-                Err(source) => return Err(crate::cluster::ReadError { path, source }.into()),
+                Err(source) => return Err(crate::coord::zk::call("read", path)(source).into()),
             }
         }
         let bootstrap = match &cfg.bootstrap {
@@ -168,7 +166,7 @@ impl BalancedConsumer {
         drop(zk);
         let settings =
             ClientSettings { bootstrap, group: g.group.clone(), reset: cfg.reset, overrides: cfg.kafka.clone() };
-        let client = Arc::new(kafka_client(&settings)?);
+        let client = Arc::new(crate::kafka::client(&settings)?);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
         let view = member.assignment();
@@ -359,7 +357,7 @@ impl BalancedConsumer {
             .filter(|c| !c.is_closed())
             .map(|c| {
                 let (committed, acknowledged) = c.offsets();
-                let log_end = crate::fetch::cached_log_end(&self.client, c.tp.topic.as_str(), c.tp.partition.0);
+                let log_end = crate::kafka::ffi::cached_log_end(&self.client, c.tp.topic.as_str(), c.tp.partition.0);
                 let lag = log_end.zip(committed).map(|(e, c)| e.saturating_sub(c));
                 PartitionMetrics { topic_partition: c.tp.clone(), committed, acknowledged, log_end, lag }
             })

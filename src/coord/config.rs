@@ -156,9 +156,11 @@ impl GroupBuilder {
         self
     }
 
-    /// A static member id: a restart within the session timeout takes over
-    /// the previous incarnation's znodes and keeps its partitions. Must be
-    /// unique per live process.
+    /// A static member id: a restart within the session timeout replaces the
+    /// previous incarnation's member znode at once — the member set never
+    /// changes, so no peer rebalances — and gets its partitions back once
+    /// the previous session's owner znodes expire. Must be unique per live
+    /// process.
     pub fn member_id(mut self, id: impl Into<String>) -> Self {
         self.member_id = Some(id.into());
         self

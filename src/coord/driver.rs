@@ -1,10 +1,13 @@
-//! The loop that carries out the state machine's actions with
-//! `zookeeper-client` and feeds the answers back. It owns the machine, so no
-//! lock guards it; every ZooKeeper call runs in a task of its own and
-//! answers through the loop's channel, so no call ever blocks the loop.
+//! The loop that carries out the state machine's actions against a real
+//! ZooKeeper and feeds the answers back. It owns the machine, so no lock
+//! guards it. What each action does on ZooKeeper is the group protocol's
+//! ([`protocol::Operation`]); every operation runs in a task of its own and
+//! answers through the loop's channel tagged with its session, so no call
+//! ever blocks the loop and no answer of a dead session is mistaken for the
+//! current one's ([`protocol::admit`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -12,61 +15,74 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use zookeeper_client::{Client, SessionState};
 
-use crate::balance::{Action, BalanceError, Balancer, Input, PartitionGate, SessionEvent, SessionLease};
+use crate::balance::{Action, BalanceConfig, BalanceError, Balancer, Input, PartitionGate, SessionEvent, SessionLease};
 use crate::ids::TopicPartition;
-use crate::znode::{Codec, Flavour, MemberRegistration, ScalaRegistration, Subscription};
+use crate::protocol::{self, Answer, Context, GroupLayout, Handover, Operation};
+use crate::znode::{Flavour, Subscription};
 
 use super::clock;
 use super::config::GroupConfig;
 use super::lease::{lease, Ending, Fence, LeaseHandle};
-use super::ops::{self, Layout};
-use super::read::{Reader, Watches};
+use super::zk::{self, Watches, Watching};
 use super::{AssignmentView, GroupEvent, Metrics};
 
 pub(crate) enum Msg {
     Input(Input),
-    /// The answer to a request made in session number `.0`: dropped if a
-    /// new session has started since, whatever it says.
-    Reply(u64, Input),
+    /// The answer to an operation of session number `.0`.
+    Reply(u64, Answer),
+    /// The application dropped a revoked partition's lease.
+    LetGo(TopicPartition),
     NewClient(Client),
     Stop(oneshot::Sender<()>),
 }
 
-pub(crate) struct Driver {
-    pub cfg: GroupConfig,
-    pub machine: Balancer,
-    pub zk: Client,
-    pub layout: Layout,
-    pub tx: mpsc::UnboundedSender<Msg>,
-    pub rx: mpsc::UnboundedReceiver<Msg>,
-    pub events: mpsc::UnboundedSender<GroupEvent>,
-    pub handshake: Arc<std::sync::atomic::AtomicBool>,
-    pub view: watch::Sender<AssignmentView>,
+/// What the public handle keeps of a running driver.
+pub(crate) struct Handles {
+    pub control: mpsc::UnboundedSender<Msg>,
+    pub events: mpsc::UnboundedReceiver<GroupEvent>,
+    pub handshake: Arc<AtomicBool>,
+    pub view: watch::Receiver<AssignmentView>,
     pub metrics: Arc<Metrics>,
-    pub leases: BTreeMap<TopicPartition, LeaseHandle>,
-    pub owner_watches: BTreeMap<TopicPartition, JoinHandle<()>>,
-    pub watches: Watches,
-    pub changed_tx: mpsc::UnboundedSender<()>,
-    pub changed_rx: mpsc::UnboundedReceiver<()>,
-    pub stop_waiters: Vec<oneshot::Sender<()>>,
-    pub heartbeat: Option<JoinHandle<()>>,
+    pub session: watch::Receiver<Option<(u64, Client)>>,
+    pub pulse: watch::Receiver<u64>,
+}
+
+pub(crate) struct Driver {
+    cfg: GroupConfig,
+    machine: Balancer,
+    zk: Client,
+    layout: GroupLayout,
+    handover: Handover,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    events: mpsc::UnboundedSender<GroupEvent>,
+    handshake: Arc<AtomicBool>,
+    view: watch::Sender<AssignmentView>,
+    metrics: Arc<Metrics>,
+    leases: BTreeMap<TopicPartition, LeaseHandle>,
+    owner_watches: BTreeMap<TopicPartition, JoinHandle<()>>,
+    watches: Watches,
+    changed_tx: mpsc::UnboundedSender<()>,
+    changed_rx: mpsc::UnboundedReceiver<()>,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+    heartbeat: Option<JoinHandle<()>>,
     /// Bumped at every new session, so late answers from an old one are
     /// recognised and dropped.
-    pub session_epoch: u64,
+    session_epoch: u64,
     /// The current session, for commits fenced by it; `None` once stopped.
-    pub session: watch::Sender<Option<(u64, Client)>>,
+    session: watch::Sender<Option<(u64, Client)>>,
     /// The rebalance under way: when it began, and its span.
-    pub rebalance: Option<(Instant, tracing::Span)>,
+    rebalance: Option<(Instant, tracing::Span)>,
     /// The current session's delivery lease, as the machine grants it;
     /// every partition lease of the session checks it.
-    pub session_lease: Arc<SessionLease>,
+    session_lease: Arc<SessionLease>,
     /// Bumped whenever the lease or a partition's gate changes, so a
     /// consumer waiting for a lapsed lease rechecks.
-    pub pulse: watch::Sender<u64>,
+    pulse: watch::Sender<u64>,
 }
 
 /// A fresh lease for a new session (ignored by the `IgnoreLease` mutant).
-pub(crate) fn session_lease(cfg: &crate::balance::BalanceConfig) -> Arc<SessionLease> {
+fn session_lease(cfg: &BalanceConfig) -> Arc<SessionLease> {
     #[cfg(feature = "mutants")]
     if cfg.mutant == Some(crate::balance::Mutant::IgnoreLease) {
         return Arc::new(SessionLease::ignored());
@@ -92,7 +108,8 @@ fn heartbeats(
             let sent_at = clock::now();
             match tokio::time::timeout(interval * 5, zk.sync("/")).await {
                 Ok(Ok(())) => {
-                    if tx.send(Msg::Reply(epoch, Input::Heartbeat { sent_at })).is_err() {
+                    let beat = Answer { input: Some(Input::Heartbeat { sent_at }), skipped: Vec::new() };
+                    if tx.send(Msg::Reply(epoch, beat)).is_err() {
                         return;
                     }
                 }
@@ -123,30 +140,76 @@ fn session_events(zk: &Client, tx: mpsc::UnboundedSender<Msg>) {
 }
 
 impl Driver {
-    pub fn member_payload(&self) -> Vec<u8> {
-        let registration = match self.layout.flavour {
-            Flavour::Pykafka => MemberRegistration::Pykafka {
-                topic: self.cfg.topics.keys().next().expect("validated: one topic").clone(),
-            },
-            Flavour::Scala => MemberRegistration::Scala(ScalaRegistration {
-                subscription: Subscription::Static(self.cfg.topics.iter().map(|(t, n)| (t.clone(), *n)).collect()),
-                timestamp_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_millis() as u64),
-            }),
+    /// Starts driving `machine` over `zk`; returns the handles the public
+    /// [`GroupMember`](super::GroupMember) keeps.
+    pub fn start(cfg: GroupConfig, machine: Balancer, zk: Client) -> (JoinHandle<()>, Handles) {
+        let balance = machine.config();
+        let member = balance.member.clone();
+        let layout = GroupLayout { group: cfg.group.clone(), flavour: balance.flavour, member: member.clone() };
+        let handover = Handover::new(balance, cfg.revoke_timeout);
+        let session_lease = session_lease(balance);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (changed_tx, changed_rx) = mpsc::unbounded_channel();
+        let (view_tx, view) = watch::channel(AssignmentView::default());
+        let (session_tx, session) = watch::channel(Some((0, zk.clone())));
+        let (pulse_tx, pulse) = watch::channel(0);
+        let handshake = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(Metrics::default());
+        let driver = Driver {
+            cfg,
+            machine,
+            zk,
+            layout,
+            handover,
+            tx: tx.clone(),
+            rx,
+            events: events_tx,
+            handshake: Arc::clone(&handshake),
+            view: view_tx,
+            metrics: Arc::clone(&metrics),
+            leases: BTreeMap::new(),
+            owner_watches: BTreeMap::new(),
+            watches: Watches::default(),
+            changed_tx,
+            changed_rx,
+            stop_waiters: Vec::new(),
+            heartbeat: None,
+            session_epoch: 0,
+            session: session_tx,
+            rebalance: None,
+            session_lease,
+            pulse: pulse_tx,
         };
-        registration.encode()
+        let span = tracing::info_span!("group_member", member = %member);
+        let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        (task, Handles { control: tx, events, handshake, view, metrics, session, pulse })
     }
 
-    /// Runs a request in a task of its own; its answer comes back tagged
+    fn context(&self) -> Context {
+        let topics = self.cfg.topics.keys().cloned().collect();
+        let subscription = Subscription::Static(self.cfg.topics.iter().map(|(t, n)| (t.clone(), *n)).collect());
+        let timestamp = match self.layout.flavour {
+            Flavour::Scala => {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+            }
+            Flavour::Pykafka => None,
+        };
+        let payload = protocol::member_payload(self.layout.flavour, &subscription, timestamp);
+        Context { layout: self.layout.clone(), session: self.zk.session_id().0, topics, payload }
+    }
+
+    /// Runs an operation in a task of its own; its answer comes back tagged
     /// with the session it was made in.
-    fn send_later(&self, fut: impl std::future::Future<Output = Input> + Send + 'static) {
-        let (tx, epoch) = (self.tx.clone(), self.session_epoch);
+    fn spawn(&self, op: Operation) -> JoinHandle<()> {
+        let (zk, tx, epoch) = (self.zk.clone(), self.tx.clone(), self.session_epoch);
+        let (watches, changed) = (self.watches.clone(), self.changed_tx.clone());
         tokio::spawn(async move {
-            let input = fut.await;
-            let _ = tx.send(Msg::Reply(epoch, input));
-        });
+            let watching =
+                if op.awaits_owners_of().is_some() { Watching::Awaited } else { Watching::Stale(&watches, &changed) };
+            let answer = zk::run(&zk, op, watching).await;
+            let _ = tx.send(Msg::Reply(epoch, answer));
+        })
     }
 
     fn start_heartbeats(&mut self) {
@@ -157,12 +220,13 @@ impl Driver {
         self.heartbeat = Some(heartbeats(&self.zk, self.tx.clone(), self.session_epoch, interval));
     }
 
-    pub async fn run(mut self) {
+    async fn run(mut self) {
         session_events(&self.zk, self.tx.clone());
         self.start_heartbeats();
         self.feed(Input::Start);
         loop {
-            let deadline = self.machine.next_deadline().map(|t| Instant::now() + clock::until(t));
+            let due = [self.machine.next_deadline(), self.handover.next_deadline()].into_iter().flatten().min();
+            let deadline = due.map(|t| Instant::now() + clock::until(t));
             let msg = tokio::select! {
                 msg = self.rx.recv() => msg,
                 Some(()) = self.changed_rx.recv() => Some(Msg::Input(Input::Changed)),
@@ -172,12 +236,19 @@ impl Driver {
             };
             match msg {
                 None => break,
+                Some(Msg::Input(Input::Tick)) => {
+                    for tp in self.handover.overdue(clock::now()) {
+                        self.metrics.forced_releases.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%tp, timeout = ?self.cfg.revoke_timeout, "the application kept a revoked partition too long; releasing it");
+                        self.feed(Input::Released(tp));
+                    }
+                    self.feed(Input::Tick);
+                }
                 Some(Msg::Input(input)) => self.feed(input),
-                Some(Msg::Reply(epoch, input)) => {
-                    if epoch == self.session_epoch {
+                Some(Msg::Reply(epoch, answer)) => self.answer(epoch, answer),
+                Some(Msg::LetGo(tp)) => {
+                    if let Some(input) = self.handover.let_go(&tp) {
                         self.feed(input);
-                    } else {
-                        tracing::debug!(?input, "dropping an answer from an earlier session");
                     }
                 }
                 Some(Msg::NewClient(zk)) => {
@@ -214,6 +285,19 @@ impl Driver {
         }
     }
 
+    fn answer(&mut self, epoch: u64, answer: Answer) {
+        let Some(input) = answer.input else { return };
+        if !protocol::admit(self.machine.config(), self.session_epoch, epoch, &input) {
+            tracing::debug!(?input, "dropping an answer from an earlier session");
+            return;
+        }
+        for skipped in &answer.skipped {
+            tracing::warn!(znode = %skipped, "skipping a znode the group cannot use");
+        }
+        self.metrics.skipped_znodes.fetch_add(answer.skipped.len() as u64, Ordering::Relaxed);
+        self.feed(input);
+    }
+
     fn feed(&mut self, input: Input) {
         if matches!(input, Input::Snapshot(_)) {
             self.metrics.group_reads.fetch_add(1, Ordering::Relaxed);
@@ -221,8 +305,7 @@ impl Driver {
         if matches!(input, Input::Session(SessionEvent::Expired)) {
             self.metrics.session_expirations.fetch_add(1, Ordering::Relaxed);
         }
-        let now = clock::now();
-        let actions = self.machine.handle(now, input);
+        let actions = self.machine.handle(clock::now(), input);
         if self.rebalance.is_none()
             && actions.iter().any(|a| matches!(a, Action::Revoke(_) | Action::Claim { .. } | Action::Lost(_)))
         {
@@ -251,57 +334,24 @@ impl Driver {
 
     fn execute(&mut self, action: Action) {
         tracing::debug!(?action, "executing");
-        match action {
-            Action::Register => {
-                let (zk, layout, payload) = (self.zk.clone(), self.layout.clone(), self.member_payload());
-                let topics: Vec<_> = self.cfg.topics.keys().cloned().collect();
-                self.send_later(async move {
-                    match ops::register(&zk, &layout, topics.iter(), &payload).await {
-                        Ok(()) => Input::Registered,
-                        Err(e) => Input::RegisterFailed(e),
-                    }
-                });
-            }
-            Action::ReadGroup => {
-                let (zk, layout, watches, changed) =
-                    (self.zk.clone(), self.layout.clone(), self.watches.clone(), self.changed_tx.clone());
-                let metrics = Arc::clone(&self.metrics);
-                self.send_later(async move {
-                    let reader = Reader { zk: &zk, layout: &layout, watches: &watches, changed: &changed };
-                    match reader.read().await {
-                        Ok((snapshot, skipped)) => {
-                            for e in &skipped {
-                                tracing::warn!(error = %e, "skipping a malformed znode");
-                            }
-                            metrics.skipped_znodes.fetch_add(skipped.len() as u64, Ordering::Relaxed);
-                            Input::Snapshot(snapshot)
-                        }
-                        Err(e) => Input::ReadFailed(e),
-                    }
-                });
-            }
-            Action::Claim { tp, slot, name } => {
-                self.metrics.claims.fetch_add(1, Ordering::Relaxed);
-                let (zk, layout) = (self.zk.clone(), self.layout.clone());
-                self.send_later(async move {
-                    let outcome = ops::claim(&zk, &layout, &tp, &slot, name).await;
-                    Input::ClaimResult { tp, outcome }
-                });
-            }
-            Action::WatchOwner(tp) => {
-                self.metrics.claim_waits.fetch_add(1, Ordering::Relaxed);
-                let (zk, layout, tx) = (self.zk.clone(), self.layout.clone(), self.tx.clone());
-                let key = tp.clone();
-                let task = tokio::spawn(async move {
-                    // On error the claim's backoff timer retries anyway.
-                    if ops::owners_gone(&zk, &layout, &tp).await.is_ok() {
-                        let _ = tx.send(Msg::Input(Input::OwnerGone(tp)));
-                    }
-                });
-                if let Some(old) = self.owner_watches.insert(key, task) {
-                    old.abort();
+        if let Some(op) = Operation::for_action(&action, &self.context()) {
+            match &action {
+                Action::Claim { .. } => {
+                    self.metrics.claims.fetch_add(1, Ordering::Relaxed);
                 }
+                Action::WatchOwner(_) => {
+                    self.metrics.claim_waits.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
             }
+            let tp = op.awaits_owners_of().cloned();
+            let task = self.spawn(op);
+            if let Some(old) = tp.and_then(|tp| self.owner_watches.insert(tp, task)) {
+                old.abort();
+            }
+            return;
+        }
+        match action {
             Action::Unwatch(tp) => {
                 if let Some(task) = self.owner_watches.remove(&tp) {
                     task.abort();
@@ -311,18 +361,12 @@ impl Driver {
             Action::Lost(tps) => {
                 self.metrics.partitions_lost.fetch_add(tps.len() as u64, Ordering::Relaxed);
                 for tp in &tps {
+                    self.handover.forget(tp);
                     if let Some(h) = self.leases.remove(tp) {
                         drop(h.end(Ending::Lost));
                     }
                 }
                 let _ = self.events.send(GroupEvent::Lost { partitions: tps.into_iter().collect() });
-            }
-            Action::DeleteOwner { tp, name } => {
-                let (zk, layout) = (self.zk.clone(), self.layout.clone());
-                self.send_later(async move {
-                    ops::delete_owner(&zk, &layout, &tp, name).await;
-                    Input::OwnerDeleted(tp)
-                });
             }
             Action::Assigned { generation, partitions } => self.assigned(generation, partitions),
             Action::Suspend => {
@@ -333,38 +377,7 @@ impl Driver {
                 self.view.send_modify(|v| v.suspended = false);
                 let _ = self.events.send(GroupEvent::Resumed);
             }
-            Action::NewSession => {
-                let (connect, timeout, tx) =
-                    (self.cfg.zookeeper.clone(), self.cfg.balance.session_timeout, self.tx.clone());
-                tokio::spawn(async move {
-                    let mut delay = std::time::Duration::from_millis(100);
-                    loop {
-                        match super::connect(&connect, timeout, timeout * 2).await {
-                            Ok(zk) => {
-                                let _ = tx.send(Msg::NewClient(zk));
-                                return;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "reconnecting after session expiry failed; retrying");
-                                tokio::time::sleep(delay).await;
-                                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-                            }
-                        }
-                        if tx.is_closed() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Action::Deregister => {
-                let (zk, layout) = (self.zk.clone(), self.layout.clone());
-                self.send_later(async move {
-                    if let Err(e) = ops::deregister(&zk, &layout).await {
-                        tracing::warn!(error = %e, "deleting the member znode failed; closing the session removes it");
-                    }
-                    Input::Deregistered
-                });
-            }
+            Action::NewSession => self.new_session(),
             // Dropping the driver's client (the last one) closes the session.
             Action::Close => {}
             Action::Error(e) => {
@@ -374,32 +387,59 @@ impl Driver {
                 tracing::warn!(error = %e, "group member error");
                 let _ = self.events.send(GroupEvent::Error(e));
             }
+            Action::ReadGroup
+            | Action::Claim { .. }
+            | Action::WatchOwner(_)
+            | Action::DeleteOwner { .. }
+            | Action::Register
+            | Action::Deregister => unreachable!("carried out by an operation"),
         }
     }
 
-    fn revoke(&mut self, tps: BTreeSet<TopicPartition>) {
+    fn new_session(&self) {
+        let (connect, timeout, tx) =
+            (self.cfg.zookeeper.clone(), self.machine.config().session_timeout, self.tx.clone());
+        tokio::spawn(async move {
+            let mut delay = std::time::Duration::from_millis(100);
+            loop {
+                match super::connect(&connect, timeout, timeout * 2).await {
+                    Ok(zk) => {
+                        let _ = tx.send(Msg::NewClient(zk));
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reconnecting after session expiry failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn revoke(&mut self, tps: std::collections::BTreeSet<TopicPartition>) {
         let handshake = self.handshake.load(Ordering::Relaxed);
+        let now = clock::now();
         for tp in &tps {
             let handle = self.leases.remove(tp);
-            let (tx, timeout, metrics, tp) =
-                (self.tx.clone(), self.cfg.revoke_timeout, Arc::clone(&self.metrics), tp.clone());
-            match handle {
-                Some(h) if handshake => {
-                    let released = h.end(Ending::Revoked);
-                    tokio::spawn(async move {
-                        if tokio::time::timeout(timeout, released).await.is_err() {
-                            metrics.forced_releases.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%tp, ?timeout, "the application kept a revoked partition too long; releasing it");
-                        }
-                        let _ = tx.send(Msg::Input(Input::Released(tp)));
-                    });
+            let waits = handshake && handle.is_some();
+            if let Some(input) = self.handover.revoke(now, tp.clone(), waits) {
+                if let Some(h) = handle {
+                    drop(h.end(Ending::Revoked));
                 }
-                other => {
-                    if let Some(h) = other {
-                        drop(h.end(Ending::Revoked));
-                    }
-                    let _ = tx.send(Msg::Input(Input::Released(tp)));
-                }
+                let _ = self.tx.send(Msg::Input(input));
+                continue;
+            }
+            if let Some(h) = handle {
+                let released = h.end(Ending::Revoked);
+                let (tx, tp) = (self.tx.clone(), tp.clone());
+                tokio::spawn(async move {
+                    released.await;
+                    let _ = tx.send(Msg::LetGo(tp));
+                });
             }
         }
         self.view.send_modify(|v| v.partitions.retain(|tp| !tps.contains(tp)));

@@ -33,10 +33,9 @@ pub(crate) mod clock;
 mod config;
 mod driver;
 mod lease;
-mod ops;
-mod read;
+pub(crate) mod zk;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,14 +72,8 @@ pub enum CoordError {
         connect: String,
     },
     /// ZooKeeper refused a request.
-    #[error("ZooKeeper {op}: {source}")]
-    ZooKeeper {
-        /// What was being done.
-        op: &'static str,
-        /// The cause.
-        #[source]
-        source: zookeeper_client::Error,
-    },
+    #[error(transparent)]
+    ZooKeeper(#[from] crate::zk_call::ZkCallError),
     /// Leaving took longer than its bound.
     #[error("leaving the group did not finish within {0:?}")]
     StopTimeout(Duration),
@@ -239,7 +232,7 @@ pub(crate) async fn connect(connect: &str, session_timeout: Duration, within: Du
         Ok(Err(zookeeper_client::Error::Timeout | zookeeper_client::Error::NoHosts)) | Err(_) => {
             Err(CoordError::Unreachable { connect: connect.to_owned(), waited: within })
         }
-        Ok(Err(source)) => Err(CoordError::ZooKeeper { op: "connect", source }),
+        Ok(Err(source)) => Err(zk::call("connect", connect)(source).into()),
     }
 }
 
@@ -255,7 +248,7 @@ pub(crate) async fn connect_checked(
         Ok(None) | Err(zookeeper_client::Error::NoNode) => {
             Err(CoordError::BadChroot { connect: connect_string.to_owned() })
         }
-        Err(source) => Err(CoordError::ZooKeeper { op: "check the chroot", source }),
+        Err(source) => Err(zk::call("check the chroot", connect_string)(source).into()),
     }
 }
 
@@ -300,53 +293,20 @@ impl GroupMember {
             );
         }
         let member = balance.member.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let (changed_tx, changed_rx) = mpsc::unbounded_channel();
-        let (view_tx, view_rx) = watch::channel(AssignmentView::default());
-        let handshake = Arc::new(AtomicBool::new(false));
-        let metrics = Arc::new(Metrics::default());
-        let (session_tx, session_rx) = watch::channel(Some((0, zk.clone())));
-        let layout = ops::Layout { group: cfg.group.clone(), flavour: balance.flavour, member: member.clone() };
         let stop_bound = cfg.revoke_timeout + balance.session_timeout * 2 + Duration::from_secs(5);
-        let (pulse_tx, pulse_rx) = watch::channel(0);
-        let driver = driver::Driver {
-            session_lease: driver::session_lease(&balance),
-            pulse: pulse_tx,
-            machine: Balancer::new(balance),
-            cfg,
-            zk,
-            layout,
-            tx: tx.clone(),
-            rx,
-            events: events_tx,
-            handshake: Arc::clone(&handshake),
-            view: view_tx,
-            metrics: Arc::clone(&metrics),
-            leases: BTreeMap::new(),
-            owner_watches: BTreeMap::new(),
-            watches: read::Watches::default(),
-            changed_tx,
-            changed_rx,
-            stop_waiters: Vec::new(),
-            heartbeat: None,
-            session_epoch: 0,
-            session: session_tx,
-            rebalance: None,
-        };
-        let span = tracing::info_span!("group_member", member = %member);
-        let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        let machine = Balancer::new(balance)?;
+        let (task, h) = driver::Driver::start(cfg, machine, zk);
         Ok(GroupMember {
             member,
-            control: tx,
-            events: Some(events_rx),
-            handshake,
-            view: view_rx,
-            metrics,
+            control: h.control,
+            events: Some(h.events),
+            handshake: h.handshake,
+            view: h.view,
+            metrics: h.metrics,
             task: Some(task),
             stop_bound,
-            session: session_rx,
-            pulse: pulse_rx,
+            session: h.session,
+            pulse: h.pulse,
         })
     }
 

@@ -12,9 +12,6 @@
 //! for the application ([`Command::Pause`]). Coordination runs elsewhere
 //! and never waits on this thread.
 
-mod client;
-mod ffi;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -27,10 +24,9 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use client::{bootstrap_from_zookeeper, follow_brokers, kafka_client, ClientSettings, KafkaClient};
-pub(crate) use ffi::cached_log_end;
-
 use crate::ids::TopicPartition;
+use crate::kafka::ffi;
+use crate::kafka::KafkaClient;
 
 /// Consecutive messages of one partition, tagged with what the consumer
 /// attached to the partition's assignment. Runs, not tagged messages: the
@@ -296,7 +292,6 @@ impl<T: Clone + Send + 'static> Worker<T> {
         // Identifies the current run's partition (tags do not move while
         // polling: commands are handled between batches).
         let mut current: *const T = std::ptr::null();
-        let mut count = 0usize;
         // Where each message's key and payload lie in `buf`.
         let mut spans: Vec<(Span, Span)> = Vec::new();
         let mut buf = BytesMut::new();
@@ -317,7 +312,6 @@ impl<T: Clone + Send + 'static> Worker<T> {
                     runs.push(Run { tag: tag.clone(), messages: Vec::new() });
                     current = id;
                 }
-                count += 1;
                 spans.push((copy(m.key, &mut buf), copy(m.payload, &mut buf)));
                 runs.last_mut().expect("pushed above").messages.push(Fetched {
                     offset: m.offset,

@@ -5,9 +5,9 @@ use tokio::sync::watch;
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError, MultiWriteError};
 
 use super::OffsetError;
+use crate::coord::zk::call as zk_call;
 use crate::coord::Fence;
 use crate::ids::{GroupId, TopicPartition};
-use crate::zk_call::zk_call;
 use crate::znode::{layout, Codec, ZkOffset};
 
 /// The session a fence is checked against: numbered, `None` once stopped.
@@ -35,7 +35,7 @@ impl ZkOffsets {
     pub async fn read(&self, tp: &TopicPartition) -> Result<Option<u64>, OffsetError> {
         let path = layout::offset(&self.group, &tp.topic, tp.partition);
         let Some((_, zk)) = self.client() else {
-            return Err(zk_call("read", path)(ZkError::ClientClosed).into());
+            return Err(crate::zk_call::ZkCallError::new("read", path, crate::zk_call::ZkCode::Closed).into());
         };
         match zk.get_data(&path).await {
             Ok((bytes, _)) => Ok(Some(ZkOffset::decode(&path, &bytes)?.0)),

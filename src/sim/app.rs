@@ -103,7 +103,11 @@ impl World<'_> {
                 self.log(|| format!("m{m} lets go of {tp} without committing: its lease has lapsed"));
             }
         }
-        self.feed(m, crate::balance::Input::Released(tp));
+        // The hand-over decides when the machine hears of it (not at all
+        // if the partition was lost meanwhile).
+        if let Some(input) = self.members[m].handover.let_go(&tp) {
+            self.feed(m, input);
+        }
     }
 
     /// The application commits its position on release.
@@ -146,11 +150,13 @@ impl World<'_> {
                 if !self.model.alive(member.session) {
                     found.push(("live session", format!("m{m} delivers {tp} with session {} expired", member.session)));
                 }
-                let dir = crate::znode::layout::owner_dir(&self.group, &tp.topic, crate::znode::TopicSpelling::Plain);
-                let owns = view.children(&dir).iter().any(|c| {
-                    crate::znode::OwnerName::parse(self.cfg.flavour, &dir, c)
-                        .is_ok_and(|n| n.partition() == tp.partition)
-                        && view.get(&format!("{dir}/{c}")).is_some_and(|n| n.owner == Some(member.session))
+                let dirs = crate::protocol::layout::owner_dirs(&self.group, self.cfg.flavour, &tp.topic);
+                let owns = dirs.iter().any(|dir| {
+                    view.children(dir).iter().any(|c| {
+                        crate::znode::OwnerName::parse(self.cfg.flavour, dir, c)
+                            .is_ok_and(|n| n.partition() == tp.partition)
+                            && view.get(&format!("{dir}/{c}")).is_some_and(|n| n.owner == Some(member.session))
+                    })
                 });
                 if !owns {
                     found.push(("live session", format!("m{m} delivers {tp} without holding its owner znode")));

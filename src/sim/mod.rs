@@ -18,21 +18,24 @@
 //! ```
 
 mod app;
+mod exec;
 mod model;
 mod scenario;
-mod server;
 mod world;
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-pub use model::{SessionId, View, WatchOn, ZkErr, ZkModel, Znode};
+pub use exec::read_group;
+pub use model::{SessionId, View, WatchOn, ZkModel, Znode};
 pub use scenario::{random_steps, Report, Rng, SimConfig, Step, Violation};
 
-use crate::assign::{assign, Assignment, GroupShape};
+use crate::assign::{assign, Assignment};
 use crate::balance::Input;
 use crate::ids::{BrokerId, PartitionId, TopicPartition};
+use crate::protocol::snapshot::{self, Listing};
+use crate::znode::{layout, Flavour, OwnerName, TopicSpelling};
 
 use world::{Ev, World};
 
@@ -149,9 +152,11 @@ fn drive(mut w: World<'_>) -> (Report, BTreeSet<u64>) {
         match ev {
             Ev::Step(i) => w.step(i),
             Ev::Deliver { m, input } => w.feed(m, input),
-            Ev::Reply { m, session, input } => w.answer(m, session, input),
-            Ev::Op { m, session, action } => w.op(m, session, action),
-            Ev::OwnerCheck { m, session, tp } => w.owner_check(m, session, tp),
+            Ev::Answer { m, epoch, answer } => w.answer(m, epoch, answer),
+            Ev::Batch { m, op } => w.batch(m, op),
+            Ev::Replies { m, op, replies } => w.replies(m, op, replies),
+            Ev::Resume { m, op } => w.advance(m, op, Vec::new()),
+            Ev::Connect { m } => w.connect(m),
             Ev::Timer { m, at } => w.timer(m, at),
             Ev::Heartbeat { m, session } => w.heartbeat(m, session),
             Ev::Reconnect { m } => w.reconnect(m),
@@ -209,11 +214,13 @@ impl World<'_> {
             }
             Step::Crash(i) => {
                 if let Some(m) = self.pick(i) {
-                    let member = &mut self.members[m];
-                    member.alive = false;
-                    member.app.holds.clear();
-                    let session = member.session;
-                    self.log(|| format!("m{m} crashes; session {session} lingers"));
+                    self.crash(m);
+                }
+            }
+            Step::Restart(i) => {
+                if let Some(m) = self.pick(i) {
+                    self.crash(m);
+                    self.join_as(Some(m));
                 }
             }
             Step::Stall(i, ms) => {
@@ -230,24 +237,25 @@ impl World<'_> {
             Step::Disconnect(i, ms) => self.disconnect(i, ms),
             Step::AddPartitions(n) => {
                 let brokers = i32::from(self.cfg.brokers.max(1));
+                let t = self.topics[0].clone();
                 for _ in 0..n.min(4) {
-                    let p = self.partitions;
-                    self.leaders.insert(p, 1 + p % brokers);
-                    self.partitions += 1;
+                    let p = self.partitions[&t];
+                    self.leaders.insert((t.clone(), p), 1 + p % brokers);
+                    *self.partitions.get_mut(&t).expect("a topic of ours") += 1;
                 }
-                self.write_partitions();
+                self.write_topic(&t);
             }
             Step::MoveLeader(p) => {
-                let p = i32::from(p) % self.partitions;
+                let (t, p) = self.partition_of(p);
                 let brokers = i32::from(self.cfg.brokers.max(1));
-                let next = self.leaders[&p] % brokers + 1;
-                self.leaders.insert(p, next);
-                self.write_partitions();
+                let next = self.leaders[&(t.clone(), p)] % brokers + 1;
+                self.leaders.insert((t.clone(), p), next);
+                self.write_topic(&t);
             }
             Step::FlipBroker(b) => {
                 let brokers = i32::from(self.cfg.brokers.max(1));
                 let b = 1 + i32::from(b) % brokers;
-                let path = crate::znode::layout::broker(BrokerId(b));
+                let path = layout::broker(BrokerId(b));
                 if self.brokers_down.remove(&b) {
                     self.log(|| format!("broker {b} comes back"));
                     let fired = self.model.mkdir(&path);
@@ -259,30 +267,34 @@ impl World<'_> {
                         self.notify(fired);
                     }
                     let up: Vec<i32> = (1..=brokers).filter(|x| !self.brokers_down.contains(x)).collect();
-                    for (p, leader) in self.leaders.iter_mut() {
+                    for ((_, p), leader) in self.leaders.iter_mut() {
                         if *leader == b {
                             *leader = up[*p as usize % up.len()];
                         }
                     }
-                    self.write_partitions();
+                    for t in self.topics.clone() {
+                        self.write_topic(&t);
+                    }
                 }
             }
             Step::ForeignClaim(p, ms) => {
-                let p = i32::from(p) % self.partitions;
-                let name =
-                    crate::znode::OwnerName::Pykafka { leader: BrokerId(self.leaders[&p]), partition: PartitionId(p) };
-                let path = crate::znode::layout::owner(
-                    &self.group,
-                    &self.topic,
-                    crate::znode::TopicSpelling::PythonBytes,
-                    name,
-                );
-                self.model.mkdir(&crate::znode::layout::owner_dir(
-                    &self.group,
-                    &self.topic,
-                    crate::znode::TopicSpelling::PythonBytes,
-                ));
-                if let Ok((_, fired)) = self.model.create(None, &[(path.clone(), b"foreign:stuck".to_vec())], false) {
+                let (t, p) = self.partition_of(p);
+                let (spelling, name, payload): (_, _, &[u8]) = match self.cfg.flavour {
+                    Flavour::Pykafka => (
+                        TopicSpelling::PythonBytes,
+                        OwnerName::Pykafka {
+                            leader: BrokerId(self.leaders[&(t.clone(), p)]),
+                            partition: PartitionId(p),
+                        },
+                        b"foreign:stuck",
+                    ),
+                    Flavour::Scala => {
+                        (TopicSpelling::Plain, OwnerName::Scala { partition: PartitionId(p) }, b"foreign-0")
+                    }
+                };
+                self.model.mkdir(&layout::owner_dir(&self.group, &t, spelling));
+                let path = layout::owner(&self.group, &t, spelling, name);
+                if let Ok((_, fired)) = self.model.create(None, &[(path.clone(), payload.to_vec())], false) {
                     self.notify(fired);
                     self.schedule(Duration::from_millis(ms.into()), Ev::ForeignRelease(path));
                 }
@@ -292,6 +304,15 @@ impl World<'_> {
         self.schedule(gap, Ev::Step(i + 1));
     }
 
+    fn crash(&mut self, m: usize) {
+        let member = &mut self.members[m];
+        member.alive = false;
+        member.app.holds.clear();
+        member.ops.clear();
+        let session = member.session;
+        self.log(|| format!("m{m} crashes; session {session} lingers"));
+    }
+
     fn disconnect(&mut self, i: u8, ms: u16) {
         let Some(m) = self.pick(i) else { return };
         let until = self.now + Duration::from_millis(ms.into());
@@ -299,16 +320,24 @@ impl World<'_> {
         member.connected = false;
         member.disconnected_until = member.disconnected_until.max(until);
         self.log(|| format!("m{m} is cut off for {ms} ms"));
-        // The client notices within 0.45 of the session timeout, or not before it heals.
+        // The client notices within 0.45 of the session timeout, or not
+        // before it heals; a blip it never noticed is never reported as a
+        // reconnect either.
         let notice = Duration::from_millis(self.rng.below((self.cfg.session_timeout * 9 / 20).as_millis() as u64));
         if notice < Duration::from_millis(ms.into()) {
+            self.members[m].noticed_disconnect = true;
             self.schedule(notice, Ev::Deliver { m, input: Input::Session(crate::balance::SessionEvent::Disconnected) });
         }
         self.schedule(Duration::from_millis(ms.into()), Ev::Reconnect { m });
     }
 
-    fn write_partitions(&mut self) {
-        self.write_topic_public();
+    /// The partition a step's number names: topics in turn, then
+    /// partitions within them.
+    fn partition_of(&self, n: u8) -> (crate::ids::TopicName, i32) {
+        let n = usize::from(n);
+        let t = self.topics[n % self.topics.len()].clone();
+        let p = (n / self.topics.len()) as i32 % self.partitions[&t];
+        (t, p)
     }
 
     /// The server expires overdue sessions.
@@ -342,18 +371,24 @@ impl World<'_> {
         Duration::from_millis(2000) + t * 4 + t * 2 * 2 + Duration::from_millis(500)
     }
 
-    /// The strategy's answer for the live members.
+    /// The strategy's answer for the live members, computed by the one
+    /// snapshot builder from the model's true state.
     fn target(&self) -> Assignment {
-        let mut shape = GroupShape::default();
+        let latest = self.model.latest();
+        let topic_children = latest.children(layout::BROKER_TOPICS);
+        let mut listing = Listing { all_topics: topic_children, ..Listing::default() };
         for m in self.members.iter().filter(|m| m.alive && !m.stopped) {
-            shape.add_member(m.id.clone(), [(self.topic.clone(), 1)]);
+            listing.members.push((m.id.to_string(), m.cx.payload.clone()));
         }
-        shape.add_topic(
-            self.topic.clone(),
-            (0..self.partitions).map(|p| (PartitionId(p), Some(BrokerId(self.leaders[&p])))),
-        );
-        let current = Assignment::new();
-        assign(self.cfg.strategy, &shape, &current).unwrap_or_default()
+        for t in &self.topics {
+            listing.topics.insert(t.clone(), latest.get(&layout::topic(t)).map(|n| n.data.clone()));
+            for p in 0..self.partitions[t] {
+                let state = latest.get(&layout::partition_state(t, PartitionId(p))).map(|n| n.data.clone());
+                listing.states.insert((t.clone(), PartitionId(p)), state);
+            }
+        }
+        let (snap, _) = snapshot::build(self.cfg.flavour, &self.group, &listing);
+        assign(self.cfg.strategy, &snap.shape, &Assignment::new()).unwrap_or_default()
     }
 
     fn settled(&self) -> bool {
@@ -369,7 +404,7 @@ impl World<'_> {
         }
         for &m in &live {
             let member = &self.members[m];
-            if !member.machine.is_settled() {
+            if !member.machine.holds_steady() {
                 return format!("m{m} still rebalancing");
             }
         }
@@ -387,6 +422,6 @@ impl World<'_> {
     }
 }
 
-fn parts(s: &BTreeSet<TopicPartition>) -> Vec<i32> {
-    s.iter().map(|tp| tp.partition.0).collect()
+fn parts(s: &BTreeSet<TopicPartition>) -> Vec<String> {
+    s.iter().map(ToString::to_string).collect()
 }

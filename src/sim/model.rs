@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::balance::Time;
+use crate::protocol::ops::{MultiFailure, Stat, Write};
+use crate::zk_call::ZkCode;
 
 /// A session id in the model.
 pub type SessionId = u64;
@@ -24,22 +26,26 @@ pub struct Znode {
     pub czxid: i64,
     /// The owning session of an ephemeral.
     pub owner: Option<SessionId>,
+    /// Creation time, virtual ms.
+    pub ctime: i64,
 }
 
-/// Errors the model returns, as ZooKeeper's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZkErr {
-    /// The node exists.
-    NodeExists,
-    /// The node (or its parent) does not exist.
-    NoNode,
-    /// The version did not match.
-    BadVersion,
-    /// The session is gone.
-    SessionExpired,
+impl Znode {
+    /// Its stat, as a server reports it.
+    pub fn stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            version: self.version,
+            ephemeral_owner: self.owner.map_or(0, |s| s as i64),
+            ctime: self.ctime,
+        }
+    }
 }
 
 type Tree = BTreeMap<String, Znode>;
+
+/// The watches a change fired: (session, what).
+pub type Fired = Vec<(SessionId, WatchOn)>;
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -110,7 +116,7 @@ const HISTORY: usize = 8;
 impl Default for ZkModel {
     fn default() -> Self {
         let mut tree = Tree::new();
-        tree.insert("/".into(), Znode { data: Vec::new(), version: 0, czxid: 0, owner: None });
+        tree.insert("/".into(), Znode { data: Vec::new(), version: 0, czxid: 0, owner: None, ctime: 0 });
         ZkModel {
             history: VecDeque::from([(0, Arc::new(tree.clone()))]),
             tree,
@@ -137,13 +143,13 @@ impl ZkModel {
     }
 
     /// The server heard from the session.
-    pub fn touch(&mut self, s: SessionId, now: Time) -> Result<(), ZkErr> {
+    pub fn touch(&mut self, s: SessionId, now: Time) -> Result<(), ZkCode> {
         match self.sessions.get_mut(&s) {
             Some(x) if x.alive => {
                 x.last_heard = x.last_heard.max(now);
                 Ok(())
             }
-            _ => Err(ZkErr::SessionExpired),
+            _ => Err(ZkCode::SessionExpired),
         }
     }
 
@@ -211,7 +217,10 @@ impl ZkModel {
 
     /// The latest state.
     pub fn latest(&self) -> View {
-        View { zxid: self.zxid, tree: Arc::new(self.tree.clone()) }
+        // Every change commits, so the newest history entry is the tree.
+        let (zxid, tree) = self.history.back().expect("the history keeps the newest state");
+        debug_assert_eq!(*zxid, self.zxid);
+        View { zxid: *zxid, tree: Arc::clone(tree) }
     }
 
     /// A state at least as new as `min_zxid`, `lag` states behind the newest
@@ -240,7 +249,8 @@ impl ZkModel {
             at.push('/');
             at.push_str(part);
             if !self.tree.contains_key(&at) {
-                self.tree.insert(at.clone(), Znode { data: Vec::new(), version: 0, czxid: self.zxid + 1, owner: None });
+                let node = Znode { data: Vec::new(), version: 0, czxid: self.zxid + 1, owner: None, ctime: 0 };
+                self.tree.insert(at.clone(), node);
                 fired.extend(self.fire(&at));
                 self.commit();
             }
@@ -248,40 +258,76 @@ impl ZkModel {
         fired
     }
 
-    /// Creates nodes atomically (all or none). `owner` makes them ephemeral.
+    /// Creates nodes atomically (all or none), ephemeral ones owned by `s`.
     pub fn create(
         &mut self,
         s: Option<SessionId>,
         nodes: &[(String, Vec<u8>)],
         ephemeral: bool,
-    ) -> Result<(i64, Vec<(SessionId, WatchOn)>), ZkErr> {
-        if let Some(s) = s {
-            if !self.alive(s) {
-                return Err(ZkErr::SessionExpired);
-            }
-        }
-        for (p, _) in nodes {
-            if self.tree.contains_key(p) {
-                return Err(ZkErr::NodeExists);
-            }
-            if !self.tree.contains_key(parent(p)) {
-                return Err(ZkErr::NoNode);
-            }
-        }
+    ) -> Result<(i64, Vec<(SessionId, WatchOn)>), ZkCode> {
+        let writes: Vec<Write> = nodes
+            .iter()
+            .map(|(path, data)| Write::Create { path: path.clone(), data: data.clone(), ephemeral })
+            .collect();
         let czxid = self.zxid + 1;
+        self.apply(s, &writes, Time::ZERO).map(|(_, fired)| (czxid, fired)).map_err(|f| f.code)
+    }
+
+    /// Applies writes atomically — all or none, as a ZooKeeper `multi` —
+    /// on behalf of session `s` (ephemerals are its) at virtual time `now`.
+    pub fn apply(
+        &mut self,
+        s: Option<SessionId>,
+        writes: &[Write],
+        now: Time,
+    ) -> Result<(Vec<Option<Stat>>, Fired), MultiFailure> {
+        if s.is_some_and(|s| !self.alive(s)) {
+            return Err(MultiFailure { index: None, code: ZkCode::SessionExpired });
+        }
+        let mut tree = self.tree.clone();
+        let czxid = self.zxid + 1;
+        let mut stats = Vec::with_capacity(writes.len());
+        let fail = |index, code| Err(MultiFailure { index: Some(index), code });
+        for (i, w) in writes.iter().enumerate() {
+            match w {
+                Write::Create { path, data, ephemeral } => {
+                    if tree.contains_key(path) {
+                        return fail(i, ZkCode::NodeExists);
+                    }
+                    if !tree.contains_key(parent(path)) {
+                        return fail(i, ZkCode::NoNode);
+                    }
+                    let owner = if *ephemeral { s } else { None };
+                    let node = Znode { data: data.clone(), version: 0, czxid, owner, ctime: now.as_millis() as i64 };
+                    stats.push(Some(node.stat()));
+                    tree.insert(path.clone(), node);
+                }
+                Write::Delete { path, version } => {
+                    let Some(node) = tree.get(path) else { return fail(i, ZkCode::NoNode) };
+                    if version.is_some_and(|v| v != node.version) {
+                        return fail(i, ZkCode::BadVersion);
+                    }
+                    if !children_of(&tree, path).is_empty() {
+                        return fail(i, ZkCode::NotEmpty);
+                    }
+                    tree.remove(path);
+                    stats.push(None);
+                }
+            }
+        }
+        self.tree = tree;
         let mut fired = Vec::new();
-        for (p, data) in nodes {
-            let owner = if ephemeral { s } else { None };
-            self.tree.insert(p.clone(), Znode { data: data.clone(), version: 0, czxid, owner });
-            fired.extend(self.fire(p));
+        for w in writes {
+            let (Write::Create { path, .. } | Write::Delete { path, .. }) = w;
+            fired.extend(self.fire(path));
         }
         self.commit();
-        Ok((czxid, fired))
+        Ok((stats, fired))
     }
 
     /// Replaces a node's data.
-    pub fn set(&mut self, path: &str, data: Vec<u8>) -> Result<Vec<(SessionId, WatchOn)>, ZkErr> {
-        let node = self.tree.get_mut(path).ok_or(ZkErr::NoNode)?;
+    pub fn set(&mut self, path: &str, data: Vec<u8>) -> Result<Vec<(SessionId, WatchOn)>, ZkCode> {
+        let node = self.tree.get_mut(path).ok_or(ZkCode::NoNode)?;
         node.data = data;
         node.version += 1;
         let fired = self.fire(path);
@@ -290,18 +336,9 @@ impl ZkModel {
     }
 
     /// Deletes a node if its version matches (`None`: any).
-    pub fn delete(&mut self, path: &str, version: Option<i32>) -> Result<Vec<(SessionId, WatchOn)>, ZkErr> {
-        let node = self.tree.get(path).ok_or(ZkErr::NoNode)?;
-        if version.is_some_and(|v| v != node.version) {
-            return Err(ZkErr::BadVersion);
-        }
-        if !children_of(&self.tree, path).is_empty() {
-            return Err(ZkErr::NodeExists);
-        }
-        self.tree.remove(path);
-        let fired = self.fire(path);
-        self.commit();
-        Ok(fired)
+    pub fn delete(&mut self, path: &str, version: Option<i32>) -> Result<Vec<(SessionId, WatchOn)>, ZkCode> {
+        let write = Write::Delete { path: path.to_owned(), version };
+        self.apply(None, &[write], Time::ZERO).map(|(_, fired)| fired).map_err(|f| f.code)
     }
 }
 
@@ -318,7 +355,7 @@ mod tests {
         m.mkdir("/g/ids");
         m.create(Some(a), &[("/g/ids/a".into(), b"t".to_vec())], true).unwrap();
         m.watch(b, WatchOn::Children("/g/ids".into()));
-        assert_eq!(m.create(Some(b), &[("/g/ids/a".into(), vec![])], true).unwrap_err(), ZkErr::NodeExists);
+        assert_eq!(m.create(Some(b), &[("/g/ids/a".into(), vec![])], true).unwrap_err(), ZkCode::NodeExists);
         m.touch(b, Duration::from_millis(900)).unwrap();
         let (expired, fired) = m.expire_due(Duration::from_millis(1000));
         assert_eq!(expired, [a]);
@@ -337,7 +374,7 @@ mod tests {
         let before = m.zxid();
         assert_eq!(
             m.create(Some(s), &[("/o/x/1".into(), vec![]), ("/o/y/1".into(), vec![])], true).unwrap_err(),
-            ZkErr::NodeExists
+            ZkCode::NodeExists
         );
         assert!(m.latest().get("/o/x/1").is_none(), "nothing of a failed multi is applied");
         assert_eq!(m.zxid(), before);

@@ -18,6 +18,10 @@ pub enum Step {
     Leave(u8),
     /// A member's process dies (no cleanup; its session lingers).
     Crash(u8),
+    /// A member's process dies and is restarted at once with the same
+    /// member id (a static member): the new incarnation takes over the
+    /// lingering session's member and owner znodes.
+    Restart(u8),
     /// A member's process pauses (GC) for this many ms: no timers, no
     /// heartbeats, no delivery; its session may expire meanwhile.
     Stall(u8, u16),
@@ -47,7 +51,10 @@ pub struct SimConfig {
     pub seed: u64,
     /// Members at the start.
     pub members: u8,
-    /// Partitions of the topic at the start.
+    /// Topics of the group (pykafka members consume one each, in turn;
+    /// Scala members all of them, every third by a whitelist).
+    pub topics: u8,
+    /// Partitions of each topic at the start.
     pub partitions: u8,
     /// Brokers (leaders are spread over them).
     pub brokers: u8,
@@ -63,6 +70,9 @@ pub struct SimConfig {
     pub lose_notifications: f64,
     /// How many states behind a read may lag.
     pub max_read_lag: usize,
+    /// Chance that a packet is held up 100–600 ms (a stalled connection),
+    /// so answers can arrive after the session that asked died.
+    pub slow_replies: f64,
     /// A broken machine to run instead of the real one.
     #[cfg(feature = "mutants")]
     pub mutant: Option<Mutant>,
@@ -75,6 +85,7 @@ impl Default for SimConfig {
         SimConfig {
             seed: 0,
             members: 3,
+            topics: 1,
             partitions: 8,
             brokers: 3,
             flavour: Flavour::Pykafka,
@@ -83,6 +94,7 @@ impl Default for SimConfig {
             step_gap: Duration::from_millis(150),
             lose_notifications: 0.3,
             max_read_lag: 2,
+            slow_replies: 0.01,
             #[cfg(feature = "mutants")]
             mutant: None,
             timeline: false,
@@ -181,7 +193,8 @@ pub fn random_steps(seed: u64, len: usize) -> Vec<Step> {
             match rng.below(20) {
                 0..=3 => Step::Join,
                 4..=5 => Step::Leave(m),
-                6..=7 => Step::Crash(m),
+                6 => Step::Crash(m),
+                7 => Step::Restart(m),
                 8 => Step::Stall(m, 200 + rng.below(1800) as u16),
                 9..=10 => Step::Disconnect(m, 100 + rng.below(1900) as u16),
                 11 => Step::Expire(m),

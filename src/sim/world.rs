@@ -1,14 +1,16 @@
 //! The discrete-event world: a virtual clock, a seeded scheduler, the
-//! ZooKeeper model, and members whose real [`Balancer`]s are driven by a
-//! driver that speaks to the model instead of a server.
+//! ZooKeeper model, and members whose real [`Balancer`]s are driven the way
+//! the production driver drives them — the same protocol operations, the
+//! same hand-over, the same admission of answers — against the model.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-use crate::balance::{Action, BalanceConfig, Balancer, Input, OwnerRecord, Time};
+use crate::balance::{Action, BalanceConfig, Balancer, Input, Time};
 use crate::ids::{BrokerId, GroupId, MemberId, PartitionId, TopicName, TopicPartition};
-use crate::znode::{layout, Codec, MemberRegistration, OwnerName, PartitionState, TopicRegistration};
+use crate::protocol::{Answer, Context, GroupLayout, Handover, Operation, Reply, Request};
+use crate::znode::{layout, Codec, Flavour, PartitionState, Subscription, TopicRegistration};
 
 use super::app::App;
 use super::model::{SessionId, WatchOn, ZkModel};
@@ -17,25 +19,37 @@ use super::scenario::{Report, Rng, SimConfig, Step, Violation};
 #[derive(Debug, Clone)]
 pub(super) enum Ev {
     Step(usize),
+    /// An input the member's driver feeds (start, session events).
     Deliver {
         m: usize,
         input: Input,
     },
-    /// An answer from the server to a request made in `session`.
-    Reply {
+    /// A finished operation's answer (or a heartbeat), tagged with the
+    /// session epoch it was asked in.
+    Answer {
         m: usize,
-        session: SessionId,
-        input: Input,
+        epoch: u64,
+        answer: Answer,
     },
-    Op {
+    /// An operation's batch reaches the server.
+    Batch {
         m: usize,
-        session: SessionId,
-        action: Action,
+        op: u64,
     },
-    OwnerCheck {
+    /// Its replies reach the member.
+    Replies {
         m: usize,
-        session: SessionId,
-        tp: TopicPartition,
+        op: u64,
+        replies: Vec<Reply>,
+    },
+    /// An operation's backoff ended.
+    Resume {
+        m: usize,
+        op: u64,
+    },
+    /// A request for a new session reaches the server.
+    Connect {
+        m: usize,
     },
     Timer {
         m: usize,
@@ -60,25 +74,49 @@ pub(super) enum Ev {
     Settle,
 }
 
+/// An operation under way.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub op: Operation,
+    pub session: SessionId,
+    pub epoch: u64,
+    pub batch: Vec<Request>,
+    /// The path its last batch left an awaited watch on.
+    pub watched: Option<String>,
+}
+
 #[derive(Debug)]
 pub(super) struct Member {
     pub id: MemberId,
+    /// Which member this is an incarnation of (its subscription follows).
+    pub index: usize,
     pub machine: Balancer,
     pub session: SessionId,
+    /// Bumped at every new session, as the driver's.
+    pub epoch: u64,
     pub alive: bool,
     pub stopped: bool,
     pub connected: bool,
+    /// Whether the client noticed the current disconnection (and so will
+    /// report the reconnect).
+    pub noticed_disconnect: bool,
     pub disconnected_until: Time,
     pub stalled_until: Time,
     pub expiry_told: bool,
+    pub connect_pending: bool,
     pub last_zxid: i64,
     pub timer_at: Option<Time>,
-    pub owner_watch: BTreeSet<TopicPartition>,
+    pub cx: Context,
+    pub ops: BTreeMap<u64, InFlight>,
+    /// Batches sent while disconnected: they go out on reconnect.
+    pub queued: Vec<u64>,
+    /// Watched path → the operation awaiting it.
+    pub awaiting: BTreeMap<String, u64>,
+    pub owner_waits: BTreeMap<TopicPartition, u64>,
+    pub handover: Handover,
     /// The application: what it holds, through which gates it delivers.
     pub app: App,
     pub claim_attempts: BTreeMap<TopicPartition, u32>,
-    /// Writes that must happen once connected again (the real driver retries them).
-    pub deferred: Vec<Action>,
 }
 
 pub(super) struct World<'a> {
@@ -92,9 +130,9 @@ pub(super) struct World<'a> {
     pub model: ZkModel,
     pub members: Vec<Member>,
     pub group: GroupId,
-    pub topic: TopicName,
-    pub partitions: i32,
-    pub leaders: BTreeMap<i32, i32>,
+    pub topics: Vec<TopicName>,
+    pub partitions: BTreeMap<TopicName, i32>,
+    pub leaders: BTreeMap<(TopicName, i32), i32>,
     pub committed: BTreeMap<TopicPartition, u64>,
     /// Per partition: one past the highest offset any member delivered.
     pub delivered: BTreeMap<TopicPartition, u64>,
@@ -103,14 +141,22 @@ pub(super) struct World<'a> {
     pub settle_from: Option<Time>,
     pub states: BTreeSet<u64>,
     pub chooser: Option<&'a mut dyn FnMut(usize) -> usize>,
+    pub next_op: u64,
 }
 
 fn ms(t: Time) -> u64 {
     t.as_millis() as u64
 }
 
+/// The sim's topic names: `t`, `u`, `v`, …
+fn topic_name(i: usize) -> TopicName {
+    let name = char::from(b't' + (i % 7) as u8).to_string() + &"x".repeat(i / 7);
+    TopicName::new(name).expect("valid")
+}
+
 impl<'a> World<'a> {
     pub fn new(cfg: &'a SimConfig, steps: &'a [Step]) -> Self {
+        let topics: Vec<TopicName> = (0..usize::from(cfg.topics.max(1))).map(topic_name).collect();
         let mut w = World {
             cfg,
             steps,
@@ -122,8 +168,8 @@ impl<'a> World<'a> {
             model: ZkModel::default(),
             members: Vec::new(),
             group: GroupId::new("sim").expect("valid"),
-            topic: TopicName::new("t").expect("valid"),
-            partitions: i32::from(cfg.partitions.max(1)),
+            partitions: topics.iter().map(|t| (t.clone(), i32::from(cfg.partitions.max(1)))).collect(),
+            topics,
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             delivered: BTreeMap::new(),
@@ -132,15 +178,19 @@ impl<'a> World<'a> {
             settle_from: None,
             states: BTreeSet::new(),
             chooser: None,
+            next_op: 0,
         };
-        for b in 1..=cfg.brokers.max(1) {
-            w.model.mkdir(&layout::broker(BrokerId(i32::from(b))));
+        let brokers = i32::from(cfg.brokers.max(1));
+        for b in 1..=brokers {
+            w.model.mkdir(&layout::broker(BrokerId(b)));
         }
-        w.model.mkdir(&layout::topic(&w.topic));
-        for p in 0..w.partitions {
-            w.leaders.insert(p, 1 + p % i32::from(cfg.brokers.max(1)));
+        for t in w.topics.clone() {
+            w.model.mkdir(&layout::topic(&t));
+            for p in 0..w.partitions[&t] {
+                w.leaders.insert((t.clone(), p), 1 + p % brokers);
+            }
+            w.write_topic(&t);
         }
-        w.write_topic();
         for _ in 0..cfg.members {
             w.join();
         }
@@ -166,7 +216,12 @@ impl<'a> World<'a> {
         self.queue.push(Reverse((self.now + after, self.seq, self.events.len() - 1)));
     }
 
-    fn net(&mut self) -> Time {
+    /// A network delay: 1–15 ms, and now and then (`slow_replies`) a
+    /// stalled packet of 100–600 ms, so answers can outlive their session.
+    pub fn net(&mut self) -> Time {
+        if self.rng.chance(self.cfg.slow_replies) {
+            return Duration::from_millis(100 + self.rng.below(500));
+        }
         Duration::from_millis(1 + self.rng.below(15))
     }
 
@@ -196,28 +251,28 @@ impl<'a> World<'a> {
         self.events[chosen.2].take()
     }
 
-    pub(super) fn write_topic_public(&mut self) {
-        self.write_topic();
-    }
-
-    fn write_topic(&mut self) {
+    /// Writes a topic's registration and its partitions' states, as the
+    /// controller does.
+    pub(super) fn write_topic(&mut self, topic: &TopicName) {
+        let n = self.partitions[topic];
+        let leader = |w: &Self, p: i32| BrokerId(w.leaders[&(topic.clone(), p)]);
         let reg = TopicRegistration {
             version: 1,
-            partitions: (0..self.partitions).map(|p| (PartitionId(p), vec![BrokerId(self.leaders[&p])])).collect(),
+            partitions: (0..n).map(|p| (PartitionId(p), vec![leader(self, p)])).collect(),
             adding_replicas: BTreeMap::new(),
             removing_replicas: BTreeMap::new(),
             topic_id: None,
         };
-        let fired = self.model.set(&layout::topic(&self.topic), reg.encode()).expect("topic exists");
+        let fired = self.model.set(&layout::topic(topic), reg.encode()).expect("topic exists");
         self.notify(fired);
-        for p in 0..self.partitions {
-            let path = layout::partition_state(&self.topic, PartitionId(p));
+        for p in 0..n {
+            let path = layout::partition_state(topic, PartitionId(p));
             let state = PartitionState {
                 version: 1,
-                leader: Some(BrokerId(self.leaders[&p])),
+                leader: Some(leader(self, p)),
                 leader_epoch: 0,
                 controller_epoch: 1,
-                isr: vec![BrokerId(self.leaders[&p])],
+                isr: vec![leader(self, p)],
             };
             if self.model.set(&path, state.encode()).is_err() {
                 self.model.mkdir(&path);
@@ -235,9 +290,33 @@ impl<'a> World<'a> {
         }
     }
 
+    /// What member `m` subscribes to: pykafka members one topic each (in
+    /// turn); Scala members every topic, every third one by a whitelist.
+    fn subscription(&self, m: usize) -> Subscription {
+        let n = self.topics.len();
+        match self.cfg.flavour {
+            Flavour::Pykafka => Subscription::Static(vec![(self.topics[m % n].clone(), 1)]),
+            Flavour::Scala if n > 1 && m % 3 == 2 => {
+                let regex = self.topics.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("|");
+                Subscription::Whitelist { regex, streams: 1 }
+            }
+            Flavour::Scala => Subscription::Static(self.topics.iter().map(|t| (t.clone(), 1)).collect()),
+        }
+    }
+
     pub fn join(&mut self) {
+        self.join_as(None);
+    }
+
+    /// A member joins: a new one, or a new incarnation of member `old`
+    /// (same id, same subscription).
+    pub fn join_as(&mut self, old: Option<usize>) {
         let m = self.members.len();
-        let id = MemberId::new(format!("m{m}")).expect("valid");
+        let incarnation = old.is_some();
+        let id = match old {
+            Some(o) => self.members[o].id.clone(),
+            None => MemberId::new(format!("m{m}")).expect("valid"),
+        };
         let mut cfg = BalanceConfig::new(id.clone(), self.cfg.flavour, self.cfg.strategy);
         cfg.session_timeout = self.cfg.session_timeout;
         cfg.coalesce = Duration::from_millis(20);
@@ -257,25 +336,51 @@ impl<'a> World<'a> {
             cfg.mutant = self.cfg.mutant;
         }
         let session = self.model.open_session(self.cfg.session_timeout, self.now);
+        let subscription = self.subscription(old.map_or(m, |o| self.members[o].index));
+        let topics: Vec<TopicName> = match &subscription {
+            Subscription::Static(ts) => ts.iter().map(|(t, _)| t.clone()).collect(),
+            _ => self.topics.clone(),
+        };
+        let cx = Context {
+            layout: GroupLayout { group: self.group.clone(), flavour: self.cfg.flavour, member: id.clone() },
+            session: session as i64,
+            topics,
+            payload: crate::protocol::member_payload(self.cfg.flavour, &subscription, None),
+        };
         let app = App::new(&cfg);
+        let handover = Handover::new(&cfg, self.cfg.session_timeout * 3);
+        let machine = Balancer::new(cfg).expect("the simulator's settings are valid");
+        let index = old.map_or(m, |o| self.members[o].index);
         self.members.push(Member {
-            id,
-            machine: Balancer::new(cfg),
+            id: id.clone(),
+            index,
+            machine,
             session,
+            epoch: 0,
             alive: true,
             stopped: false,
             connected: true,
+            noticed_disconnect: false,
             disconnected_until: Time::ZERO,
             stalled_until: Time::ZERO,
             expiry_told: false,
+            connect_pending: false,
             last_zxid: 0,
             timer_at: None,
-            owner_watch: BTreeSet::new(),
+            cx,
+            ops: BTreeMap::new(),
+            queued: Vec::new(),
+            awaiting: BTreeMap::new(),
+            owner_waits: BTreeMap::new(),
+            handover,
             app,
             claim_attempts: BTreeMap::new(),
-            deferred: Vec::new(),
         });
-        self.log(|| format!("m{m} joins with session {session}"));
+        if incarnation {
+            self.log(|| format!("m{m} restarts as {id} with session {session}"));
+        } else {
+            self.log(|| format!("m{m} joins with session {session}"));
+        }
         self.schedule(Time::ZERO, Ev::Deliver { m, input: Input::Start });
         self.schedule(Time::ZERO, Ev::Heartbeat { m, session });
     }
@@ -337,7 +442,8 @@ impl<'a> World<'a> {
     }
 
     fn rearm(&mut self, m: usize) {
-        let next = self.members[m].machine.next_deadline();
+        let member = &self.members[m];
+        let next = [member.machine.next_deadline(), member.handover.next_deadline()].into_iter().flatten().min();
         if next != self.members[m].timer_at {
             self.members[m].timer_at = next;
             if let Some(at) = next {
@@ -350,43 +456,55 @@ impl<'a> World<'a> {
     pub fn timer(&mut self, m: usize, at: Time) {
         if self.members[m].timer_at == Some(at) {
             self.members[m].timer_at = None;
+            for tp in self.members[m].handover.overdue(self.now) {
+                self.log(|| format!("m{m}'s application kept {tp} too long; released anyway"));
+                self.feed(m, Input::Released(tp));
+            }
             self.feed(m, Input::Tick);
         }
     }
 
     fn execute(&mut self, m: usize, action: Action) {
+        if let Action::Claim { tp, .. } = &action {
+            let tp = tp.clone();
+            self.count_claim(m, &tp);
+        }
+        if let Some(op) = Operation::for_action(&action, &self.members[m].cx) {
+            self.start(m, op);
+            return;
+        }
         match action {
-            Action::Claim { ref tp, .. } => {
-                let tp = tp.clone();
-                self.count_claim(m, &tp);
-                self.send(m, action);
-            }
-            Action::Register
-            | Action::ReadGroup
-            | Action::DeleteOwner { .. }
-            | Action::Deregister
-            | Action::NewSession => self.send(m, action),
-            Action::WatchOwner(tp) => {
-                self.members[m].owner_watch.insert(tp.clone());
-                let session = self.members[m].session;
-                let d = self.net();
-                self.schedule(d, Ev::OwnerCheck { m, session, tp });
-            }
             Action::Unwatch(tp) => {
-                self.members[m].owner_watch.remove(&tp);
-                self.members[m].claim_attempts.remove(&tp);
+                let member = &mut self.members[m];
+                if let Some(op) = member.owner_waits.remove(&tp) {
+                    member.ops.remove(&op);
+                    member.awaiting.retain(|_, o| *o != op);
+                    member.queued.retain(|o| *o != op);
+                }
+                member.claim_attempts.remove(&tp);
             }
             Action::Revoke(tps) => {
                 self.app_revoked(m, tps.iter().cloned());
                 for tp in tps {
-                    // The application finishes the message in hand, commits, lets go.
-                    let d = Duration::from_millis(self.rng.below(60));
-                    self.schedule(d, Ev::AppRelease { m, tp });
+                    match self.members[m].handover.revoke(self.now, tp.clone(), true) {
+                        Some(input) => self.schedule(Time::ZERO, Ev::Deliver { m, input }),
+                        None => {
+                            // The application finishes the message in hand, commits, lets go.
+                            let d = Duration::from_millis(self.rng.below(60));
+                            self.schedule(d, Ev::AppRelease { m, tp });
+                        }
+                    }
                 }
             }
-            Action::Lost(tps) => self.app_lost(m, tps),
+            Action::Lost(tps) => {
+                for tp in &tps {
+                    self.members[m].handover.forget(tp);
+                }
+                self.app_lost(m, tps);
+            }
             Action::Assigned { partitions, .. } => self.app_assigned(m, partitions.into_iter().map(|(tp, _)| tp)),
             Action::Suspend | Action::Resume => {}
+            Action::NewSession => self.request_session(m),
             Action::Close => {
                 let session = self.members[m].session;
                 let fired = self.model.close(session);
@@ -407,6 +525,7 @@ impl<'a> World<'a> {
                 }
                 self.log(|| format!("m{m} reports: {e}"));
             }
+            _ => unreachable!("carried out by an operation"),
         }
     }
 
@@ -437,29 +556,16 @@ fn short(input: &Input) -> String {
 }
 
 fn short_action(a: &Action) -> String {
+    let tps = |tps: &BTreeSet<TopicPartition>| tps.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     match a {
         Action::Claim { tp, .. } => format!("claim {tp}"),
         Action::DeleteOwner { tp, .. } => format!("delete owner {tp}"),
         Action::Assigned { generation, partitions } => format!(
             "assigned g{generation} [{}]",
-            partitions.iter().map(|(tp, _)| tp.partition.to_string()).collect::<Vec<_>>().join(",")
+            partitions.iter().map(|(tp, _)| tp.to_string()).collect::<Vec<_>>().join(",")
         ),
-        Action::Revoke(tps) | Action::Lost(tps) => format!(
-            "{} [{}]",
-            if matches!(a, Action::Revoke(_)) { "revoke" } else { "lost" },
-            tps.iter().map(|tp| tp.partition.to_string()).collect::<Vec<_>>().join(",")
-        ),
+        Action::Revoke(t) => format!("revoke [{}]", tps(t)),
+        Action::Lost(t) => format!("lost [{}]", tps(t)),
         other => format!("{other:?}").chars().take(60).collect(),
-    }
-}
-
-pub(super) fn owner_record(member: MemberId, name: OwnerName, czxid: i64) -> OwnerRecord {
-    OwnerRecord { member, thread: 0, name, czxid }
-}
-
-pub(super) fn decode_member(bytes: &[u8]) -> Option<TopicName> {
-    match MemberRegistration::decode_payload(bytes) {
-        Ok(MemberRegistration::Pykafka { topic }) => Some(topic),
-        _ => None,
     }
 }

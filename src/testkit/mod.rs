@@ -84,7 +84,7 @@ pub enum TestkitError {
 
 impl TestkitError {
     pub(crate) fn zk(op: &'static str, path: impl Into<String>) -> impl FnOnce(zookeeper_client::Error) -> Self {
-        let call = crate::zk_call::zk_call(op, path);
+        let call = crate::coord::zk::call(op, path);
         move |source| TestkitError::ZooKeeper(call(source))
     }
 }

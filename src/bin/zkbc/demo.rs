@@ -40,7 +40,7 @@ pub enum DemoError {
     #[error("{0}")]
     Testkit(#[from] TestkitError),
     #[error("{0}")]
-    Read(#[from] cluster::ReadError),
+    Read(#[from] zkbalance::zk_call::ZkCallError),
     #[error("{0}")]
     Consumer(#[from] ConsumerError),
     #[error("{0}")]

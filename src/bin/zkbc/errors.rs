@@ -51,7 +51,7 @@ impl From<CoordError> for CliError {
             CoordError::Config(c) => CliError::Usage(c.to_string()),
             CoordError::Unreachable { .. } => CliError::Unreachable(e.to_string()),
             CoordError::BadChroot { .. } => CliError::BadChroot(e.to_string()),
-            CoordError::ZooKeeper { .. } | CoordError::StopTimeout(_) => CliError::Internal(e.to_string()),
+            CoordError::ZooKeeper(_) | CoordError::StopTimeout(_) => CliError::Internal(e.to_string()),
         }
     }
 }
@@ -69,8 +69,8 @@ impl From<ConsumerError> for CliError {
     }
 }
 
-impl From<zkbalance::cluster::ReadError> for CliError {
-    fn from(e: zkbalance::cluster::ReadError) -> Self {
+impl From<zkbalance::zk_call::ZkCallError> for CliError {
+    fn from(e: zkbalance::zk_call::ZkCallError) -> Self {
         CliError::Internal(e.to_string())
     }
 }

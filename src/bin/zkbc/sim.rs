@@ -2,6 +2,7 @@
 
 use zkbalance::assign::Strategy;
 use zkbalance::sim::{random_steps, run, SimConfig};
+use zkbalance::znode::Flavour;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -11,7 +12,14 @@ pub struct Args {
     /// Members at the start.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=64))]
     members: u8,
-    /// Partitions of the topic.
+    /// Znode layout of the group: pykafka or scala.
+    #[arg(long, default_value = "pykafka")]
+    flavour: Flavour,
+    /// Topics of the group (pykafka members take one each in turn; Scala
+    /// members all, every third by a whitelist).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    topics: u8,
+    /// Partitions of each topic.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u8).range(1..=200))]
     partitions: u8,
     /// Workload and fault steps to generate from the seed.
@@ -29,15 +37,19 @@ pub struct Args {
 }
 
 pub fn run_sim(args: Args) -> Result<(), String> {
-    let strategy = match args.strategy.as_str() {
-        "range" => Strategy::PykafkaRange,
-        "roundrobin" => Strategy::PykafkaRoundRobin,
-        "sticky" => Strategy::Sticky,
-        other => return Err(format!("unknown strategy {other:?} (range, roundrobin, sticky)")),
+    let strategy = match (args.strategy.as_str(), args.flavour) {
+        ("range", Flavour::Pykafka) => Strategy::PykafkaRange,
+        ("range", Flavour::Scala) => Strategy::ScalaRange,
+        ("roundrobin", Flavour::Pykafka) => Strategy::PykafkaRoundRobin,
+        ("roundrobin", Flavour::Scala) => Strategy::ScalaRoundRobin,
+        ("sticky", _) => Strategy::Sticky,
+        (other, _) => return Err(format!("unknown strategy {other:?} (range, roundrobin, sticky)")),
     };
     let cfg = SimConfig {
         seed: args.seed,
         members: args.members,
+        flavour: args.flavour,
+        topics: args.topics,
         partitions: args.partitions,
         strategy,
         session_timeout: std::time::Duration::from_millis(args.session_ms),

@@ -16,7 +16,7 @@ use rdkafka::consumer::Consumer;
 use super::KafkaClient;
 
 /// The consumer queue of a client, released on drop.
-pub(super) struct ConsumerQueue {
+pub(crate) struct ConsumerQueue {
     queue: *mut rdsys::rd_kafka_queue_t,
 }
 
@@ -26,7 +26,7 @@ unsafe impl Send for ConsumerQueue {}
 
 /// One message as librdkafka delivered it, borrowed for the duration of
 /// the visitor call.
-pub(super) struct Raw<'a> {
+pub(crate) struct Raw<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,

@@ -1,0 +1,52 @@
+//! Brokers found through ZooKeeper: bootstrapped from their registrations,
+//! and followed for the client's life.
+
+use super::KafkaClient;
+
+/// `host:port,...` of the brokers registered in ZooKeeper, for
+/// `bootstrap.servers`; `None` when none is registered.
+pub(crate) async fn bootstrap_from_zookeeper(
+    zk: &zookeeper_client::Client,
+) -> Result<Option<String>, crate::zk_call::ZkCallError> {
+    let servers = crate::cluster::read_brokers(zk).await?.bootstrap_servers();
+    Ok((!servers.is_empty()).then_some(servers))
+}
+
+/// Follows the broker registrations in ZooKeeper for the consumer's life:
+/// brokers that appear are added to librdkafka, so a cluster whose brokers
+/// were all replaced is still reachable. `known` counts the brokers
+/// registered at the last look.
+pub(crate) async fn follow_brokers(
+    mut sessions: crate::offsets::Sessions,
+    client: std::sync::Arc<KafkaClient>,
+    known: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    loop {
+        let Some((_, zk)) = sessions.borrow_and_update().clone() else { return };
+        // The watch is set before the read, so no change falls between them.
+        let read = match zk.get_and_watch_children(crate::znode::layout::BROKER_IDS).await {
+            Ok((_, _, watcher)) => crate::cluster::read_brokers(&zk).await.map(|view| (view, watcher)),
+            Err(source) => Err(crate::coord::zk::call("read", crate::znode::layout::BROKER_IDS)(source)),
+        };
+        match read {
+            Ok((view, watcher)) => {
+                known.store(view.brokers.len(), std::sync::atomic::Ordering::Relaxed);
+                let added = super::ffi::add_brokers(&client, &view.bootstrap_servers());
+                if added > 0 {
+                    tracing::info!(added, "brokers from ZooKeeper added");
+                }
+                tokio::select! {
+                    _ = watcher.changed() => {}
+                    changed = sessions.changed() => if changed.is_err() { return },
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the broker registrations");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    changed = sessions.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+    }
+}
