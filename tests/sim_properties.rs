@@ -28,6 +28,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<u8>().prop_map(Step::MoveLeader),
         1 => any::<u8>().prop_map(Step::FlipBroker),
         1 => (any::<u8>(), 200..5000u16).prop_map(|(p, ms)| Step::ForeignClaim(p, ms)),
+        1 => (0..2500u16, 0..3000u16).prop_map(|(blank, stay)| Step::TwoStepPeer(blank, stay)),
         2 => (0..600u16).prop_map(Step::Wait),
     ]
 }
@@ -225,6 +226,28 @@ fn no_reconcile_is_caught() {
     );
     let (steps, _) = caught_in(Mutant::NoReconcile, &["liveness"], |c| c, (any::<u64>(), 2..5u8, 2..10u8, blips), 5000);
     assert!(steps.len() <= 20, "shrunk to a small schedule: {steps:?}");
+}
+
+#[test]
+fn deciding_without_an_unreadable_peer_is_caught() {
+    // A peer registering in two requests, and members joining or leaving
+    // while its member znode is still empty.
+    let peers = proptest::collection::vec(
+        prop_oneof![
+            2 => Just(Step::Join),
+            1 => any::<u8>().prop_map(Step::Leave),
+            2 => (200..1500u16, 0..1000u16).prop_map(|(blank, stay)| Step::TwoStepPeer(blank, stay)),
+        ],
+        1..8,
+    );
+    let (steps, _) = caught_in(
+        Mutant::IgnoreUnreadable,
+        &["never decide without a peer"],
+        |c| c,
+        (any::<u64>(), 1..4u8, 2..10u8, peers),
+        2000,
+    );
+    assert!(steps.len() <= 8, "shrunk to a small schedule: {steps:?}");
 }
 
 #[test]

@@ -149,7 +149,10 @@ async fn every_subcommand_against_the_test_cluster() {
     fails(&["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "--from", "sideways"], 2, "sideways").await;
     let observer = zkbalance::testkit::connect(z, Duration::from_secs(6)).await.unwrap();
     observer.set_data("/consumers/g1/offsets/cli/0", b"not-a-number", None).await.expect("corrupt an offset");
-    fails(&["group", "describe", "g1", "--zookeeper", z], 65, "/consumers/g1/offsets/cli/0").await;
+    let args = ["group", "describe", "g1", "--zookeeper", z, "--format", "json", "--offset-storage", "zookeeper"];
+    let d = json(&ok(&args).await);
+    assert_eq!(d["problems"][0]["znode"], "/consumers/g1/offsets/cli/0", "{d}");
+    assert!(d["partitions"][0]["committed"].is_null() && !d["partitions"][1]["committed"].is_null(), "{d}");
 
     // no broker left: Kafka-side work fails with its own code
     drop(kafka);
@@ -159,6 +162,71 @@ async fn every_subcommand_against_the_test_cluster() {
     .await
     .expect("brokers gone");
     fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z], 76, "no broker").await;
+}
+
+/// What other clients leave in a Scala-layout group, one oddity per group
+/// beside a good member and owner: describe exits 0, shows the rest of the
+/// table right, and lists the oddity with its reason.
+#[tokio::test]
+async fn describe_lists_what_other_clients_leave_in_a_group() {
+    let (zk, _kafka) = topic_cluster("tol", 3).await;
+    let z = &zk.connect_string();
+    let observer = zkbalance::testkit::connect(z, Duration::from_secs(6)).await.unwrap();
+    let good = br#"{"version":1,"subscription":{"tol":1},"pattern":"static","timestamp":"1"}"#;
+    // (member znodes, owner znodes of tol, the problem znode if any)
+    type Oddity =
+        (&'static [(&'static str, &'static [u8])], &'static [(&'static str, &'static [u8])], Option<&'static str>);
+    let cases: &[(&str, Oddity)] = &[
+        (
+            "bare",
+            (
+                &[("kn_peer", br#"{"version":1,"subscription":{"tol":1,"x":1},"pattern":"white_list"}"#)],
+                &[("1", b"kn_peer")],
+                None,
+            ),
+        ),
+        ("garbage", (&[("junk", b"\xff\x00{")], &[], Some("ids/junk"))),
+        ("empty", (&[("blank", b"")], &[], Some("ids/blank"))),
+        ("pykafka", (&[("host:5e6f7a1c-1d2b-4c3d-9e8f-0a1b2c3d4e5f", b"tol")], &[], Some("ids/host:5e6f7a1c"))),
+        ("badname", (&[], &[("x-y-z", b"who")], Some("owners/tol/x-y-z"))),
+        ("nopartition", (&[], &[("7", b"ghost-0")], Some("owners/tol/7"))),
+    ];
+    for (name, (members, owners, problem)) in cases {
+        let g = format!("odd_{name}");
+        let persistent = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+        observer.mkdir(&format!("/consumers/{g}/ids"), &persistent).await.unwrap();
+        observer.mkdir(&format!("/consumers/{g}/owners/tol"), &persistent).await.unwrap();
+        let mut all_members = vec![("good_a", &good[..])];
+        all_members.extend(members.iter().copied());
+        for (id, payload) in all_members {
+            observer.create(&format!("/consumers/{g}/ids/{id}"), payload, &persistent).await.unwrap();
+        }
+        let mut all_owners: Vec<(&str, &[u8])> = vec![("0", b"good_a-0")];
+        all_owners.extend(owners.iter().copied());
+        for (znode, payload) in all_owners {
+            observer.create(&format!("/consumers/{g}/owners/tol/{znode}"), payload, &persistent).await.unwrap();
+        }
+        let table = ok(&["group", "describe", &g, "--zookeeper", z]).await;
+        let d = json(&ok(&["group", "describe", &g, "--zookeeper", z, "--format", "json"]).await);
+        let rows = d["partitions"].as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{name}: every partition of tol: {d}");
+        assert_eq!(rows[0]["owner"], "good_a-0", "{name}: {d}");
+        assert_eq!(d["members"].as_array().unwrap().len(), 1 + members.len(), "{name}: {d}");
+        match problem {
+            None => {
+                assert_eq!(rows[1]["owner"], "kn_peer", "{name}: a bare-id owner shown as written: {d}");
+                assert!(d["problems"].as_array().unwrap().is_empty(), "{name}: {d}");
+            }
+            Some(znode) => {
+                let problems = d["problems"].as_array().unwrap();
+                assert!(
+                    problems.iter().any(|p| p["znode"].as_str().unwrap().contains(znode)),
+                    "{name}: {znode} listed with its reason: {d}"
+                );
+                assert!(table.contains("cannot be used") && table.contains(znode), "{name}:\n{table}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

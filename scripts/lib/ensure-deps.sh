@@ -21,6 +21,27 @@ ensure_deps() {
   command -v cargo >/dev/null 2>&1 || { echo "error: cargo is required (install Rust with rustup)" >&2; return 1; }
 }
 
+# Real third-party peers the tests run beside our members: kafka-node 3.0.1
+# (the last release with ZooKeeper groups) under target/peers, with Node.js
+# from Debian when missing.
+ensure_peers() {
+  local dir=target/peers
+  [ -f "$dir/node_modules/kafka-node/package.json" ] && command -v node >/dev/null 2>&1 && return 0
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "Installing nodejs npm (Debian packages)..." >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends nodejs npm >&2
+  fi
+  mkdir -p "$dir"
+  echo "Installing kafka-node 3.0.1 into $dir (npm)..." >&2
+  npm install --prefix "$dir" --no-audit --no-fund --omit=optional kafka-node@3.0.1 >&2 || {
+    echo "error: kafka-node 3.0.1 could not be installed from npm" >&2
+    return 1
+  }
+}
+
 # Processes of ours (marked zkbalance.testkit.owner=<pid>) whose owner is gone.
 # Prints "pid owner" lines; kills them when $1 is "kill".
 leftover_processes() {

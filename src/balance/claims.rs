@@ -36,16 +36,25 @@ impl Balancer {
         self.round += 1;
         let span = tracing::info_span!("rebalance", member = %me, round = self.round, generation = self.generation);
         let _entered = span.enter();
-        let current = if self.cfg.strategy.uses_current_owners() { snap.current() } else { Assignment::new() };
-        let target = match assign::assign(self.cfg.strategy, &snap.shape, &current) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "the group cannot be assigned; keeping the current partitions");
-                out.push(Action::Error(e.into()));
-                return;
-            }
-        };
-        self.target = target.into_iter().filter(|(_, s)| s.member == me).collect();
+        let unreadable = snap.unreadable.clone();
+        let blocking = self.blocking(&unreadable, out);
+        let snap = self.snapshot.as_ref().expect("checked above");
+        if blocking.is_empty() {
+            let current = if self.cfg.strategy.uses_current_owners() { snap.current() } else { Assignment::new() };
+            let target = match assign::assign(self.cfg.strategy, &snap.shape, &current) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the group cannot be assigned; keeping the current partitions");
+                    out.push(Action::Error(e.into()));
+                    return;
+                }
+            };
+            self.target = target.into_iter().filter(|(_, s)| s.member == me).collect();
+            self.unblock(out);
+        } else {
+            self.target.clear();
+        }
+        let snap = self.snapshot.as_ref().expect("checked above");
 
         // Drift: what ZooKeeper says of partitions we believe we deliver.
         // Only claims older than the read can be judged by it.
@@ -55,8 +64,8 @@ impl Balancer {
                 continue;
             }
             let records = snap.owners.get(tp).map(Vec::as_slice).unwrap_or_default();
-            let ours = records.iter().any(|o| o.member == me);
-            let beaten = records.iter().any(|o| o.member != me && o.czxid < h.czxid);
+            let ours = records.iter().any(|o| o.member.as_ref() == Some(&me));
+            let beaten = records.iter().any(|o| o.member.as_ref() != Some(&me) && o.czxid < h.czxid);
             if !ours || beaten {
                 lost.insert(tp.clone());
                 if ours {
@@ -86,8 +95,8 @@ impl Balancer {
                 !self.held.contains_key(*tp) && !self.claims.contains_key(*tp) && !self.target.contains_key(*tp)
             })
             .filter_map(|(tp, records)| {
-                let o = records.iter().find(|o| o.member == me)?;
-                let slot = crate::assign::Slot::new(o.member.clone(), o.thread);
+                let o = records.iter().find(|o| o.member.as_ref() == Some(&me))?;
+                let slot = crate::assign::Slot::new(me.clone(), o.thread);
                 let held = Held {
                     slot,
                     name: o.name,
@@ -103,6 +112,11 @@ impl Balancer {
             tracing::warn!(%tp, "an owner znode of ours that nothing holds (a claim lost its answer): deleting it");
             out.push(Action::DeleteOwner { tp: tp.clone(), name: held.name, czxid: held.czxid });
             self.held.insert(tp, held);
+        }
+
+        if !blocking.is_empty() {
+            self.hold(blocking, out);
+            return;
         }
 
         let mut revoke = BTreeSet::new();
@@ -159,10 +173,33 @@ impl Balancer {
         }
     }
 
+    /// Drops every claim that has not reached ZooKeeper yet and marks the
+    /// ones on their way as cancelled: their answers must not start a
+    /// hand-over the next rebalance did not decide.
+    pub(super) fn cancel_claims(&mut self, out: &mut Vec<Action>) {
+        let waiting: Vec<TopicPartition> = self
+            .claims
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ClaimState::Waiting { .. }))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in waiting {
+            self.claims.remove(&tp);
+            out.push(Action::Unwatch(tp));
+        }
+        for c in self.claims.values_mut() {
+            c.state = ClaimState::InFlight { cancelled: true };
+        }
+    }
+
     pub(super) fn start_claim(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
         let Some(slot) = self.target.get(&tp).cloned() else { return };
         let name = self.owner_name(&tp);
-        let taken = self.snapshot.as_ref().and_then(|s| s.owner(&tp)).is_some_and(|o| o.member != self.cfg.member);
+        let taken = self
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.owner(&tp))
+            .is_some_and(|o| o.member.as_ref() != Some(&self.cfg.member));
         let state = if taken {
             out.push(Action::WatchOwner(tp.clone()));
             ClaimState::Waiting { retry_at: self.now + self.jittered(self.cfg.backoff(0)) }
@@ -190,7 +227,7 @@ impl Balancer {
     /// later — never at once.
     pub(super) fn give_up(&mut self, tp: TopicPartition, out: &mut Vec<Action>) {
         let Some(c) = self.claims.remove(&tp) else { return };
-        let owner = self.snapshot.as_ref().and_then(|s| s.owner(&tp)).map(|o| o.member.clone());
+        let owner = self.snapshot.as_ref().and_then(|s| s.owner(&tp)).and_then(|o| o.member.clone());
         tracing::warn!(%tp, attempts = c.attempt, ?owner, "claim gave up; rolling back this round");
         out.push(Action::Unwatch(tp.clone()));
         out.push(Action::Error(BalanceError::ClaimGaveUp { tp, attempts: c.attempt, owner }));

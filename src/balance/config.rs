@@ -41,6 +41,9 @@ pub enum Mutant {
     /// A driver that feeds claim results from an earlier session to the
     /// machine (a claim "won" by a session that is already dead).
     StaleClaimReplies,
+    /// Compute the assignment without members whose znode cannot be read
+    /// (what every client did before): peers that count them disagree.
+    IgnoreUnreadable,
 }
 
 /// What the state machine needs to know. Built and validated by the group
@@ -68,6 +71,12 @@ pub struct BalanceConfig {
     pub suspend_margin: Duration,
     /// Period of the full re-read that repairs lost watches.
     pub reconcile_interval: Duration,
+    /// How long a rebalance waits for a member znode it cannot read before
+    /// the member is counted as the flavour's reference client counts it:
+    /// pykafka leaves it out; the Scala consumer never does, so a Scala
+    /// group stays blocked, reported as such (see
+    /// [`Action::Blocked`](super::Action::Blocked)).
+    pub unreadable_bound: Duration,
     /// Seed of the jitter generator.
     pub seed: u64,
     /// A deliberate bug (tests of the simulator only).
@@ -89,6 +98,7 @@ impl BalanceConfig {
             claim_retries: 10,
             suspend_margin: Self::default_suspend_margin(Duration::from_secs(6)),
             reconcile_interval: Duration::from_secs(30),
+            unreadable_bound: Self::default_unreadable_bound(Duration::from_secs(6)),
             seed: 0,
             #[cfg(feature = "mutants")]
             mutant: None,
@@ -101,6 +111,13 @@ impl BalanceConfig {
     /// arithmetic is in docs/coordination.md ("Delivery lease").
     pub fn default_suspend_margin(session_timeout: Duration) -> Duration {
         session_timeout * 2 / 5
+    }
+
+    /// Twice the session timeout: a client that registers in two requests
+    /// and dies in between leaves an empty member znode until its own
+    /// session expires, and a peer's session may be longer than ours.
+    pub fn default_unreadable_bound(session_timeout: Duration) -> Duration {
+        session_timeout * 2
     }
 
     /// How often the driver confirms the session (a `sync`); each
@@ -168,6 +185,9 @@ impl BalanceConfig {
         }
         if self.reconcile_interval.is_zero() {
             return bad("reconcile_interval", "must be positive".into());
+        }
+        if self.unreadable_bound.is_zero() {
+            return bad("unreadable_bound", "must be positive".into());
         }
         Ok(())
     }

@@ -139,19 +139,7 @@ impl Balancer {
                         revoke.insert(tp.clone());
                     }
                 }
-                let waiting: Vec<TopicPartition> = self
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| matches!(c.state, ClaimState::Waiting { .. }))
-                    .map(|(tp, _)| tp.clone())
-                    .collect();
-                for tp in waiting {
-                    self.claims.remove(&tp);
-                    out.push(Action::Unwatch(tp));
-                }
-                for c in self.claims.values_mut() {
-                    c.state = ClaimState::InFlight { cancelled: true };
-                }
+                self.cancel_claims(out);
                 if !revoke.is_empty() {
                     out.push(Action::Revoke(revoke));
                 }

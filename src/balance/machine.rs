@@ -77,6 +77,14 @@ pub struct Balancer {
     pub(super) round: u64,
     pub(super) generation: u64,
     pub(super) published: BTreeSet<TopicPartition>,
+    /// Unreadable member znodes by name, with when they were first seen.
+    pub(super) unreadable_since: BTreeMap<String, Time>,
+    /// Unreadable members the pykafka rule left out (reported once each).
+    pub(super) counted_out: BTreeSet<String>,
+    /// What the last [`Action::Blocked`] reported, while blocked.
+    pub(super) blocked: Option<(Vec<String>, bool)>,
+    /// Reads in a row that found the rebalance blocked (the re-read backoff).
+    pub(super) blocked_reads: u32,
 }
 
 impl Balancer {
@@ -110,6 +118,10 @@ impl Balancer {
             round: 0,
             generation: 0,
             published: BTreeSet::new(),
+            unreadable_since: BTreeMap::new(),
+            counted_out: BTreeSet::new(),
+            blocked: None,
+            blocked_reads: 0,
         })
     }
 
@@ -165,6 +177,11 @@ impl Balancer {
     /// Whether the member has left (or never joined) the group.
     pub fn is_stopped(&self) -> bool {
         self.phase == Phase::Stopped
+    }
+
+    /// Whether the rebalance is held by member znodes it cannot read.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
     }
 
     /// Whether delivery is suspended because the lease ran out.

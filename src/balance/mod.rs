@@ -27,6 +27,10 @@
 //!   is kept until the session really expires, then everything is dropped at
 //!   once and the member rejoins with a new session. Whoever hands messages
 //!   over checks the lease through the [`gate`] at its own clock.
+//! - **Never decide without a peer**: a member znode that cannot be read
+//!   holds the rebalance (owned partitions kept, nothing claimed) until it
+//!   can be, or until [`BalanceConfig::unreadable_bound`] lets the flavour's
+//!   reference rule count it.
 //! - **Reconcile**: the group is re-read periodically, so a lost watch never
 //!   leaves a member idle or a partition unowned.
 
@@ -42,6 +46,7 @@ macro_rules! mutant {
     }};
 }
 
+mod blocked;
 mod claims;
 mod config;
 pub mod gate;
@@ -54,7 +59,7 @@ pub use config::Mutant;
 pub use config::{BalanceConfig, ConfigError};
 pub use gate::{Ending, PartitionGate, SessionLease, Verdict};
 pub use machine::Balancer;
-pub use snapshot::{GroupSnapshot, OwnerRecord};
+pub use snapshot::{GroupSnapshot, OwnerRecord, Unreadable};
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -199,6 +204,21 @@ pub enum Action {
     Deregister,
     /// Close the session: the member has left.
     Close,
+    /// The rebalance waits for member znodes it cannot read: an assignment
+    /// without them would differ from their peers'. Owned partitions are
+    /// kept and delivered; nothing is claimed. Reported when the set of
+    /// blocking znodes changes, and when the wait passes
+    /// [`BalanceConfig::unreadable_bound`].
+    Blocked {
+        /// The member znodes waited for.
+        by: Vec<Unreadable>,
+        /// The longest wait so far.
+        waited: Duration,
+        /// Whether the wait passed the bound (a Scala group stays blocked).
+        past_bound: bool,
+    },
+    /// Every member znode is readable (or counted out) again.
+    Unblocked,
     /// Something went wrong that the application should hear about.
     Error(BalanceError),
 }
@@ -230,6 +250,16 @@ pub enum BalanceError {
     /// ZooKeeper failed a request; it is retried.
     #[error(transparent)]
     ZooKeeper(#[from] ZkCallError),
+    /// A member znode stayed unreadable past
+    /// [`BalanceConfig::unreadable_bound`] in a pykafka group: it is left
+    /// out of the assignment, as pykafka leaves it out.
+    #[error("left out of the assignment after {waited:?}, as pykafka does: {znode}")]
+    UnreadableLeftOut {
+        /// The member znode.
+        znode: Unreadable,
+        /// How long it was waited for.
+        waited: Duration,
+    },
 }
 
 #[cfg(test)]

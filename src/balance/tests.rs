@@ -45,10 +45,10 @@ fn snapshot(members: &[&str], parts: i32, owners: &[(i32, &str)]) -> GroupSnapsh
         .iter()
         .map(|(p, who)| {
             let name = crate::znode::OwnerName::Pykafka { leader: BrokerId(1), partition: PartitionId(*p) };
-            (tp(*p), vec![OwnerRecord { member: m(who), thread: 0, name, czxid: 1 }])
+            (tp(*p), vec![OwnerRecord { member: Some(m(who)), thread: 0, name, czxid: 1 }])
         })
         .collect();
-    GroupSnapshot { shape, owners }
+    GroupSnapshot { shape, owners, unreadable: Vec::new() }
 }
 
 fn claims(actions: &[Action]) -> BTreeSet<i32> {
@@ -302,4 +302,89 @@ fn identical_inputs_give_identical_actions() {
         (log, b.next_deadline())
     };
     assert_eq!(run(), run());
+}
+
+fn unreadable(name: &str) -> Unreadable {
+    Unreadable { member: name.into(), path: format!("/consumers/g/ids/{name}"), reason: "empty".into() }
+}
+
+fn blocked(actions: &[Action]) -> Option<(Vec<String>, bool)> {
+    actions.iter().find_map(|a| match a {
+        Action::Blocked { by, past_bound, .. } => Some((by.iter().map(|u| u.member.clone()).collect(), *past_bound)),
+        _ => None,
+    })
+}
+
+/// Reads again at `at` (past any backoff) and answers with `snap`.
+fn reread(b: &mut Balancer, at: u64, snap: GroupSnapshot) -> Vec<Action> {
+    b.handle(ms(at), Input::Changed);
+    b.handle(ms(at + 1000), Input::Heartbeat { sent_at: ms(at + 1000) });
+    let tick = b.handle(ms(at + 1000), Input::Tick);
+    assert!(tick.contains(&Action::ReadGroup), "{tick:?}");
+    b.handle(ms(at + 1001), Input::Snapshot(snap))
+}
+
+#[test]
+fn an_unreadable_member_holds_the_rebalance_until_it_can_be_read() {
+    let mut b = machine("a");
+    joined(&mut b, snapshot(&["a"], 4, &[]));
+    claim_all(&mut b, 3, &[0, 1, 2, 3]);
+    let all = [(0, "a"), (1, "a"), (2, "a"), (3, "a")];
+    let mut snap = snapshot(&["a"], 4, &all);
+    snap.unreadable.push(unreadable("p"));
+    let out = reread(&mut b, 10, snap);
+    assert_eq!(blocked(&out), Some((vec!["p".to_string()], false)));
+    assert!(!out.iter().any(|a| matches!(a, Action::Revoke(_) | Action::Claim { .. })), "{out:?}");
+    assert_eq!(b.deliverable(), set(&[0, 1, 2, 3]), "what is owned is kept and delivered");
+    assert!(b.is_blocked() && b.next_deadline().is_some(), "a re-read is scheduled");
+
+    // Readable: p counts, and takes the second half (pykafka range).
+    let out = reread(&mut b, 2000, snapshot(&["a", "p"], 4, &all));
+    assert!(out.contains(&Action::Unblocked), "{out:?}");
+    assert!(out.contains(&Action::Revoke(set(&[2, 3]))), "{out:?}");
+    assert!(!b.is_blocked());
+}
+
+#[test]
+fn a_member_joining_a_blocked_group_claims_nothing() {
+    let mut b = machine("b");
+    let mut snap = snapshot(&["a", "b"], 4, &[(0, "a"), (1, "a")]);
+    snap.unreadable.push(unreadable("p"));
+    let out = joined(&mut b, snap);
+    assert!(claims(&out).is_empty(), "{out:?}");
+    assert_eq!(blocked(&out), Some((vec!["p".to_string()], false)));
+}
+
+#[test]
+fn past_the_bound_pykafka_leaves_the_member_out_and_scala_stays_blocked() {
+    for flavour in [Flavour::Pykafka, Flavour::Scala] {
+        let mut c = cfg("a");
+        c.flavour = flavour;
+        c.strategy = if flavour == Flavour::Pykafka { Strategy::PykafkaRange } else { Strategy::ScalaRange };
+        c.unreadable_bound = ms(1500);
+        let mut b = Balancer::new(c).unwrap();
+        joined(&mut b, snapshot(&["a"], 2, &[]));
+        claim_all(&mut b, 3, &[0, 1]);
+        let mut snap = snapshot(&["a"], 2, &[(0, "a"), (1, "a")]);
+        snap.unreadable.push(unreadable("p"));
+        // First seen at 1011; still within the bound at 2011.
+        assert_eq!(blocked(&reread(&mut b, 10, snap.clone())), Some((vec!["p".into()], false)));
+        let out = reread(&mut b, 1010, snap.clone());
+        assert_eq!(blocked(&out), None, "nothing new to report: {out:?}");
+        let out = reread(&mut b, 2010, snap);
+        match flavour {
+            Flavour::Pykafka => {
+                assert!(
+                    out.iter().any(|a| matches!(a, Action::Error(BalanceError::UnreadableLeftOut { .. }))),
+                    "{out:?}"
+                );
+                assert!(out.contains(&Action::Unblocked) && !b.is_blocked(), "{out:?}");
+            }
+            Flavour::Scala => {
+                assert_eq!(blocked(&out), Some((vec!["p".into()], true)), "reported past the bound: {out:?}");
+                assert!(b.is_blocked());
+            }
+        }
+        assert_eq!(b.deliverable(), set(&[0, 1]), "{flavour}: still delivering what it owns");
+    }
 }

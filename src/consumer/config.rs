@@ -91,9 +91,30 @@ impl ConsumerBuilder {
         self
     }
 
-    /// A topic to consume.
+    /// A topic to consume (call again for more: Scala flavour).
     pub fn topic(mut self, topic: impl Into<String>) -> Self {
         self.group = self.group.topic(topic);
+        self
+    }
+
+    /// A topic to consume with `streams` consumer threads in the
+    /// assignment (Scala flavour).
+    pub fn topic_streams(mut self, topic: impl Into<String>, streams: u32) -> Self {
+        self.group = self.group.topic_streams(topic, streams);
+        self
+    }
+
+    /// Consume every topic matching `regex`, now and later (Scala flavour;
+    /// see [`GroupBuilder::whitelist`]).
+    pub fn whitelist(mut self, regex: impl Into<String>) -> Self {
+        self.group = self.group.whitelist(regex);
+        self
+    }
+
+    /// Consume every topic not matching `regex` (Scala flavour; see
+    /// [`GroupBuilder::blacklist`]).
+    pub fn blacklist(mut self, regex: impl Into<String>) -> Self {
+        self.group = self.group.blacklist(regex);
         self
     }
 

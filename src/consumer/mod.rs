@@ -149,7 +149,7 @@ impl BalancedConsumer {
     async fn start(cfg: ConsumerConfig) -> Result<BalancedConsumer, ConsumerError> {
         let g = &cfg.group;
         let zk = crate::coord::connect_checked(&g.zookeeper, g.balance.session_timeout, g.connect_timeout).await?;
-        for topic in g.topics.keys() {
+        for topic in &g.named_topics() {
             let path = crate::znode::layout::topic(topic);
             match zk.check_stat(&path).await {
                 Ok(Some(_)) => {}

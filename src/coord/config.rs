@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::assign::Strategy;
 use crate::balance::{BalanceConfig, ConfigError};
 use crate::ids::{GroupId, MemberId, TopicName};
-use crate::znode::Flavour;
+use crate::protocol::TopicFilter;
+use crate::znode::{Flavour, Subscription};
 
 use super::{CoordError, GroupMember};
 
@@ -17,8 +18,14 @@ pub struct GroupConfig {
     pub zookeeper: String,
     /// The group.
     pub group: GroupId,
-    /// Topic → streams (threads) this member consumes it with.
-    pub topics: BTreeMap<TopicName, u32>,
+    /// What this member consumes, registered as the Scala consumer (or
+    /// pykafka) writes it.
+    pub subscription: Subscription,
+    /// Whether wildcard subscriptions (everyone's, as this member reads
+    /// them) leave Kafka's internal topics out: Scala's
+    /// `exclude.internal.topics`, on by default. Every member of a group
+    /// must agree on it.
+    pub exclude_internal_topics: bool,
     /// Rebalance settings (member id, flavour, strategy, timings) for the
     /// requested session timeout; the member runs with
     /// [`GroupConfig::balance_for`] the timeout the server negotiates.
@@ -35,6 +42,14 @@ pub struct GroupConfig {
 }
 
 impl GroupConfig {
+    /// The topics subscribed by name (none for a wildcard subscription).
+    pub fn named_topics(&self) -> Vec<TopicName> {
+        match &self.subscription {
+            Subscription::Static(topics) => topics.iter().map(|(t, _)| t.clone()).collect(),
+            Subscription::Whitelist { .. } | Subscription::Blacklist { .. } => Vec::new(),
+        }
+    }
+
     /// The rebalance settings for a session of `timeout`: the server may
     /// negotiate another timeout than the one requested, and the suspend
     /// margin and the claim window must fit the real one.
@@ -68,6 +83,9 @@ pub struct GroupBuilder {
     zookeeper: Option<String>,
     group: Option<String>,
     topics: Vec<(String, u32)>,
+    wildcard: Option<(String, bool)>,
+    wildcard_streams: u32,
+    exclude_internal_topics: bool,
     flavour: Flavour,
     strategy: Option<Strategy>,
     member_id: Option<String>,
@@ -90,6 +108,9 @@ impl Default for GroupBuilder {
             zookeeper: None,
             group: None,
             topics: Vec::new(),
+            wildcard: None,
+            wildcard_streams: 1,
+            exclude_internal_topics: true,
             flavour: Flavour::Pykafka,
             strategy: None,
             member_id: None,
@@ -120,6 +141,49 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> CoordError {
     CoordError::Config(ConfigError { setting, reason: reason.into() })
 }
 
+/// The member's subscription from the builder's topics or wildcard.
+fn subscription(
+    topics: Vec<(String, u32)>,
+    wildcard: Option<(String, bool)>,
+    wildcard_streams: u32,
+    flavour: Flavour,
+) -> Result<Subscription, CoordError> {
+    const PYKAFKA: &str = "a pykafka-flavour member consumes exactly one topic with one stream (pykafka's own rule)";
+    if let Some((regex, white)) = wildcard {
+        let setting = if white { "whitelist" } else { "blacklist" };
+        if !topics.is_empty() {
+            return Err(invalid(setting, "a member subscribes by topic names or by a wildcard, not both"));
+        }
+        if flavour == Flavour::Pykafka {
+            return Err(invalid(setting, PYKAFKA));
+        }
+        if wildcard_streams == 0 {
+            return Err(invalid("wildcard_streams", "at least one stream"));
+        }
+        TopicFilter::new(&regex, white).map_err(|e| invalid(setting, e))?;
+        return Ok(if white {
+            Subscription::Whitelist { regex, streams: wildcard_streams }
+        } else {
+            Subscription::Blacklist { regex, streams: wildcard_streams }
+        });
+    }
+    if topics.is_empty() {
+        return Err(invalid("topic", "at least one topic (or a whitelist or blacklist) is required"));
+    }
+    let mut named: BTreeMap<TopicName, u32> = BTreeMap::new();
+    for (t, streams) in topics {
+        let name = TopicName::new(t).map_err(|e| invalid("topic", e.to_string()))?;
+        if streams == 0 {
+            return Err(invalid("topic_streams", format!("{name}: at least one stream")));
+        }
+        named.insert(name, streams);
+    }
+    if flavour == Flavour::Pykafka && (named.len() != 1 || named.values().any(|s| *s != 1)) {
+        return Err(invalid("topic", PYKAFKA));
+    }
+    Ok(Subscription::Static(named.into_iter().collect()))
+}
+
 impl GroupBuilder {
     /// The ZooKeeper connect string, with an optional chroot.
     pub fn zookeeper(mut self, connect: impl Into<String>) -> Self {
@@ -141,6 +205,35 @@ impl GroupBuilder {
     /// Consume `topic` with `streams` threads (Scala flavour).
     pub fn topic_streams(mut self, topic: impl Into<String>, streams: u32) -> Self {
         self.topics.push((topic.into(), streams));
+        self
+    }
+
+    /// Consume every topic whose whole name matches `regex` (Java syntax,
+    /// commas meaning alternation, as Kafka's `Whitelist`), including
+    /// topics created later (Scala flavour).
+    pub fn whitelist(mut self, regex: impl Into<String>) -> Self {
+        self.wildcard = Some((regex.into(), true));
+        self
+    }
+
+    /// Consume every topic whose name does not match `regex` (Kafka's
+    /// `Blacklist`; Scala flavour).
+    pub fn blacklist(mut self, regex: impl Into<String>) -> Self {
+        self.wildcard = Some((regex.into(), false));
+        self
+    }
+
+    /// Streams per topic of a wildcard subscription (default 1).
+    pub fn wildcard_streams(mut self, streams: u32) -> Self {
+        self.wildcard_streams = streams;
+        self
+    }
+
+    /// Whether wildcards leave internal topics (`__consumer_offsets`,
+    /// `__transaction_state`) out (default true, as Scala's
+    /// `exclude.internal.topics`).
+    pub fn exclude_internal_topics(mut self, exclude: bool) -> Self {
+        self.exclude_internal_topics = exclude;
         self
     }
 
@@ -249,20 +342,7 @@ impl GroupBuilder {
         }
         let group = GroupId::new(self.group.ok_or_else(|| invalid("group", "required"))?)
             .map_err(|e| invalid("group", e.to_string()))?;
-        if self.topics.is_empty() {
-            return Err(invalid("topic", "at least one topic is required"));
-        }
-        let mut topics = BTreeMap::new();
-        for (t, streams) in self.topics {
-            let name = TopicName::new(t).map_err(|e| invalid("topic", e.to_string()))?;
-            if streams == 0 {
-                return Err(invalid("topic_streams", format!("{name}: at least one stream")));
-            }
-            topics.insert(name, streams);
-        }
-        if self.flavour == Flavour::Pykafka && (topics.len() != 1 || topics.values().any(|s| *s != 1)) {
-            return Err(invalid("topic", "a pykafka-flavour member consumes exactly one topic with one stream"));
-        }
+        let subscription = subscription(self.topics, self.wildcard, self.wildcard_streams, self.flavour)?;
         let strategy = self.strategy.unwrap_or(match self.flavour {
             Flavour::Pykafka => Strategy::PykafkaRange,
             Flavour::Scala => Strategy::ScalaRange,
@@ -307,7 +387,8 @@ impl GroupBuilder {
         let mut config = GroupConfig {
             zookeeper,
             group,
-            topics,
+            subscription,
+            exclude_internal_topics: self.exclude_internal_topics,
             balance,
             connect_timeout: self.connect_timeout,
             revoke_timeout: self.revoke_timeout,

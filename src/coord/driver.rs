@@ -187,16 +187,26 @@ impl Driver {
     }
 
     fn context(&self) -> Context {
-        let topics = self.cfg.topics.keys().cloned().collect();
-        let subscription = Subscription::Static(self.cfg.topics.iter().map(|(t, n)| (t.clone(), *n)).collect());
+        let subscription = &self.cfg.subscription;
+        let topics = match subscription {
+            Subscription::Static(topics) => topics.iter().map(|(t, _)| t.clone()).collect(),
+            // Owner directories of matching topics are made when claimed.
+            Subscription::Whitelist { .. } | Subscription::Blacklist { .. } => Vec::new(),
+        };
         let timestamp = match self.layout.flavour {
             Flavour::Scala => {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
             }
             Flavour::Pykafka => None,
         };
-        let payload = protocol::member_payload(self.layout.flavour, &subscription, timestamp);
-        Context { layout: self.layout.clone(), session: self.zk.session_id().0, topics, payload }
+        let payload = protocol::member_payload(self.layout.flavour, subscription, timestamp);
+        Context {
+            layout: self.layout.clone(),
+            session: self.zk.session_id().0,
+            topics,
+            payload,
+            exclude_internal_topics: self.cfg.exclude_internal_topics,
+        }
     }
 
     /// Runs an operation in a task of its own; its answer comes back tagged
@@ -380,6 +390,17 @@ impl Driver {
             Action::NewSession => self.new_session(),
             // Dropping the driver's client (the last one) closes the session.
             Action::Close => {}
+            Action::Blocked { by, waited, past_bound } => {
+                self.metrics.blocked_by.store(by.len() as u64, Ordering::Relaxed);
+                self.metrics.blocked_reports.fetch_add(1, Ordering::Relaxed);
+                self.view.send_modify(|v| v.blocked_by = by.clone());
+                let _ = self.events.send(GroupEvent::Blocked { by, waited, past_bound });
+            }
+            Action::Unblocked => {
+                self.metrics.blocked_by.store(0, Ordering::Relaxed);
+                self.view.send_modify(|v| v.blocked_by.clear());
+                let _ = self.events.send(GroupEvent::Unblocked);
+            }
             Action::Error(e) => {
                 if matches!(e, BalanceError::ClaimGaveUp { .. }) {
                     self.metrics.claims_abandoned.fetch_add(1, Ordering::Relaxed);

@@ -48,7 +48,7 @@ use zookeeper_client::Client;
 pub use config::{GroupBuilder, GroupConfig};
 pub use lease::{Ending, Fence, Lease};
 
-use crate::balance::{BalanceError, Balancer, ConfigError};
+use crate::balance::{BalanceError, Balancer, ConfigError, Unreadable};
 use crate::ids::{MemberId, TopicPartition};
 
 /// Why joining or leaving failed.
@@ -81,6 +81,7 @@ pub enum CoordError {
 
 /// What the application hears from the group.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum GroupEvent {
     /// The owned set changed. `leases` are the newly owned partitions;
     /// `partitions` is everything owned now.
@@ -109,6 +110,21 @@ pub enum GroupEvent {
     Suspended,
     /// The connection is back with the same session.
     Resumed,
+    /// The rebalance waits for member znodes it cannot read (a peer that
+    /// registers in two requests, read in between; a damaged registration):
+    /// owned partitions are kept and delivered, nothing new is claimed.
+    /// `past_bound`: the wait passed the unreadable bound and, in a Scala
+    /// group, the group stays blocked until the znode is fixed or goes.
+    Blocked {
+        /// The member znodes waited for, with the reason each is unreadable.
+        by: Vec<Unreadable>,
+        /// The longest wait so far.
+        waited: Duration,
+        /// Whether the wait passed the bound.
+        past_bound: bool,
+    },
+    /// Every member znode is readable (or counted out) again.
+    Unblocked,
     /// A failure the member recovers from by itself, reported for the record.
     Error(BalanceError),
 }
@@ -122,6 +138,8 @@ pub struct AssignmentView {
     pub partitions: BTreeSet<TopicPartition>,
     /// Whether delivery is suspended: the delivery lease ran out.
     pub suspended: bool,
+    /// The member znodes the rebalance waits for (empty unless blocked).
+    pub blocked_by: Vec<Unreadable>,
 }
 
 /// Counters of one member.
@@ -144,6 +162,10 @@ pub struct Metrics {
     pub forced_releases: AtomicU64,
     /// Malformed znodes skipped.
     pub skipped_znodes: AtomicU64,
+    /// Member znodes the rebalance waits for now (a gauge).
+    pub blocked_by: AtomicU64,
+    /// Times the rebalance reported itself blocked (or its blockers changed).
+    pub blocked_reports: AtomicU64,
     /// Session expirations survived.
     pub session_expirations: AtomicU64,
 }
@@ -204,6 +226,8 @@ pub struct MetricsSnapshot {
     pub partitions_lost: u64,
     pub forced_releases: u64,
     pub skipped_znodes: u64,
+    pub blocked_by: u64,
+    pub blocked_reports: u64,
     pub session_expirations: u64,
 }
 
@@ -219,6 +243,8 @@ impl Metrics {
             partitions_lost: get(&self.partitions_lost),
             forced_releases: get(&self.forced_releases),
             skipped_znodes: get(&self.skipped_znodes),
+            blocked_by: get(&self.blocked_by),
+            blocked_reports: get(&self.blocked_reports),
             session_expirations: get(&self.session_expirations),
         }
     }

@@ -2,14 +2,21 @@
 //! end offsets and lag — and resetting committed offsets. What `zkbc group`
 //! and `zkbc offsets` print, usable from code too.
 //!
-//! Malformed znodes met on the way are errors here, not skips: an operator
-//! asked about this group and must hear that its state is damaged.
+//! Whatever a group holds is shown: znodes that cannot be used (a member
+//! registration nobody can read, an owner znode named or filled by another
+//! client's rules, one for a partition that does not exist) are listed with
+//! the reason, beside the rest of the table, never instead of it.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod describe;
+
+pub use describe::{
+    describe_group, list_groups, GroupDescription, GroupSummary, MemberInfo, PartitionRow, ZnodeProblem,
+};
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use thiserror::Error;
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
@@ -20,8 +27,8 @@ use crate::coord::CoordError;
 use crate::ids::{GroupId, PartitionId, TopicName};
 use crate::kafka::{ClientSettings, KafkaClient};
 use crate::offsets::OffsetStorage;
-use crate::protocol::{GroupRead, ReadGroup, Skipped};
-use crate::znode::{layout, Codec, Flavour, MemberRegistration, Subscription, TopicSpelling, ZkOffset, ZnodeError};
+use crate::protocol::{GroupRead, ReadGroup};
+use crate::znode::{layout, Codec, ZkOffset, ZnodeError};
 
 /// Why an inspection failed.
 #[derive(Debug, Error)]
@@ -66,57 +73,6 @@ pub async fn connect(connect: &str, timeout: Duration) -> Result<Client, Inspect
     Ok(crate::coord::connect_checked(connect, timeout, timeout).await?)
 }
 
-/// A group as `zkbc group list` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct GroupSummary {
-    /// The group.
-    pub group: String,
-    /// Registered members.
-    pub members: usize,
-    /// Its layout, if members tell.
-    pub flavour: Option<String>,
-}
-
-/// One member.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// Its id.
-    pub id: String,
-    /// `pykafka` or `scala`.
-    pub flavour: String,
-    /// What it subscribes to, as it registered.
-    pub subscription: String,
-}
-
-/// One partition of a group's topic.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PartitionRow {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// The member owning it now.
-    pub owner: Option<String>,
-    /// The committed offset (next to consume).
-    pub committed: Option<u64>,
-    /// The log end offset.
-    pub log_end: Option<u64>,
-    /// `log_end − committed`.
-    pub lag: Option<u64>,
-}
-
-/// A group as `zkbc group describe` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct GroupDescription {
-    /// The group.
-    pub group: String,
-    /// Registered members.
-    pub members: Vec<MemberInfo>,
-    /// Every partition of every topic the group subscribes to, owns or has
-    /// offsets for.
-    pub partitions: Vec<PartitionRow>,
-}
-
 async fn children(zk: &Client, path: &str) -> Result<Vec<String>, InspectError> {
     Ok(cluster::children(zk, path).await?)
 }
@@ -135,66 +91,12 @@ async fn read_group(zk: &Client, group: &GroupId) -> Result<GroupRead, InspectEr
     Ok(crate::coord::zk::run(zk, ReadGroup::inspect(group.clone()), Watching::Off).await?)
 }
 
-fn member_info(group: &GroupId, id: &str, bytes: &[u8]) -> Result<MemberInfo, InspectError> {
-    let path = format!("{}/{id}", layout::members(group));
-    let (flavour, subscription) = match MemberRegistration::decode(&path, bytes)? {
-        MemberRegistration::Pykafka { topic } => ("pykafka", topic.to_string()),
-        MemberRegistration::Scala(r) => (
-            "scala",
-            match r.subscription {
-                Subscription::Static(ts) => ts.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(","),
-                Subscription::Whitelist { regex, streams } => format!("white_list {regex} ×{streams}"),
-                Subscription::Blacklist { regex, streams } => format!("black_list {regex} ×{streams}"),
-            },
-        ),
-    };
-    Ok(MemberInfo { id: id.to_owned(), flavour: flavour.into(), subscription })
-}
-
-fn members_of(group: &GroupId, read: &GroupRead) -> Result<Vec<MemberInfo>, InspectError> {
-    read.listing.members.iter().map(|(id, bytes)| member_info(group, id, bytes)).collect()
-}
-
-/// Every group under `/consumers`.
-pub async fn list_groups(zk: &Client) -> Result<Vec<GroupSummary>, InspectError> {
-    let mut out = Vec::new();
-    for name in children(zk, layout::CONSUMERS).await? {
-        let Ok(group) = GroupId::new(name.as_str()) else { continue };
-        let members = members_of(&group, &read_group(zk, &group).await?)?;
-        let flavour = members.first().map(|m| m.flavour.clone());
-        out.push(GroupSummary { group: name, members: members.len(), flavour });
-    }
-    Ok(out)
-}
-
 async fn require_group(zk: &Client, group: &GroupId) -> Result<(), InspectError> {
     let path = layout::group(group);
     match zk.check_stat(&path).await.map_err(zk_err("stat", &path))? {
         Some(_) => Ok(()),
         None => Err(InspectError::UnknownGroup(group.to_string())),
     }
-}
-
-/// The owner of every partition the read found owned: the member (and,
-/// in the Scala layout, its thread, as the owner znode spells it).
-fn owners_of(read: &GroupRead) -> Result<BTreeMap<(TopicName, i32), String>, InspectError> {
-    // A damaged owner znode is an error here: an operator asked about it.
-    if let Some(Skipped::Malformed(e)) = read.skipped.iter().find(|s| matches!(s, Skipped::Malformed(_))) {
-        return Err(e.clone().into());
-    }
-    Ok(read
-        .snapshot
-        .owners
-        .iter()
-        .filter_map(|(tp, records)| {
-            let o = records.first()?;
-            let owner = match read.flavour {
-                Flavour::Pykafka => o.member.to_string(),
-                Flavour::Scala => format!("{}-{}", o.member, o.thread),
-            };
-            Some(((tp.topic.clone(), tp.partition.0), owner))
-        })
-        .collect())
 }
 
 /// Reads and writes Kafka-stored offsets and log ends for one group.
@@ -251,76 +153,6 @@ impl KafkaSide {
         let offsets: Vec<(i32, u64)> = offsets.iter().map(|(p, o)| (*p, *o)).collect();
         crate::kafka::commit(&self.client, topic, &offsets).await.map_err(kafka_err)
     }
-}
-
-async fn zk_committed(
-    zk: &Client,
-    group: &GroupId,
-    topic: &TopicName,
-    p: PartitionId,
-) -> Result<Option<u64>, InspectError> {
-    let path = layout::offset(group, topic, p);
-    Ok(match data(zk, &path).await? {
-        Some(bytes) => Some(ZkOffset::decode(&path, &bytes)?.0),
-        None => None,
-    })
-}
-
-/// Describes `group`: members, and every partition of its topics with
-/// owner, committed offset (from `storage`; the larger in dual mode), log
-/// end and lag. `kafka` is needed for Kafka-stored offsets and log ends.
-pub async fn describe_group(
-    zk: &Client,
-    group: &str,
-    storage: OffsetStorage,
-    kafka: Option<&KafkaSide>,
-) -> Result<GroupDescription, InspectError> {
-    let g = group_id(group)?;
-    require_group(zk, &g).await?;
-    let read = read_group(zk, &g).await?;
-    let members = members_of(&g, &read)?;
-    let owners = owners_of(&read)?;
-    let view = cluster::read(zk).await?;
-    let mut topics: BTreeSet<TopicName> = BTreeSet::new();
-    for m in &members {
-        topics.extend(m.subscription.split(',').filter_map(|t| TopicName::new(t.split(':').next()?).ok()));
-    }
-    for dir in [layout::owners(&g), format!("{}/offsets", layout::group(&g))] {
-        for child in children(zk, &dir).await? {
-            if let Ok((t, _)) = TopicSpelling::parse_dir_name(&dir, &child) {
-                topics.insert(t);
-            }
-        }
-    }
-    let mut partitions = Vec::new();
-    for topic in topics.iter().filter(|t| view.topics.contains_key(*t)) {
-        for p in view.topics[topic].keys() {
-            let from_zk = match storage {
-                OffsetStorage::Kafka => None,
-                _ => zk_committed(zk, &g, topic, *p).await?,
-            };
-            let (from_kafka, log_end) = match kafka {
-                Some(k) => (
-                    match storage {
-                        OffsetStorage::Zookeeper => None,
-                        _ => k.committed(topic.as_str(), p.0).await?,
-                    },
-                    Some(k.watermarks(topic.as_str(), p.0).await?.1),
-                ),
-                None => (None, None),
-            };
-            let committed = from_zk.max(from_kafka);
-            partitions.push(PartitionRow {
-                topic: topic.to_string(),
-                partition: p.0,
-                owner: owners.get(&(topic.clone(), p.0)).cloned(),
-                committed,
-                log_end,
-                lag: log_end.zip(committed).map(|(e, c)| e.saturating_sub(c)),
-            });
-        }
-    }
-    Ok(GroupDescription { group: group.to_owned(), members, partitions })
 }
 
 /// Where `zkbc offsets reset` moves a group.

@@ -54,6 +54,9 @@ fn list(dirs: &[String]) -> Vec<Request> {
 enum Stage {
     Start,
     Listed,
+    /// The owner directories were missing (a topic a wildcard just
+    /// matched): made, list again.
+    Dirs,
     Created,
     /// The creation went through but the server returned no stat: read it.
     Stat,
@@ -78,6 +81,7 @@ pub struct Claim {
     dirs: Vec<String>,
     payload: Vec<u8>,
     stage: Stage,
+    made_dirs: bool,
 }
 
 impl Claim {
@@ -87,7 +91,7 @@ impl Claim {
         let paths = layout.owner_paths(&tp, name);
         let dirs = layout.owner_dirs(&tp.topic);
         let payload = layout.owner_payload(slot);
-        Claim { layout, session, tp, paths, dirs, payload, stage: Stage::Start }
+        Claim { layout, session, tp, paths, dirs, payload, stage: Stage::Start, made_dirs: false }
     }
 
     fn failed(&self, op: &'static str, code: ZkCode) -> Step<ClaimOutcome> {
@@ -145,8 +149,23 @@ impl Procedure for Claim {
                     Step::Send(vec![Request::Multi(writes)])
                 }
             },
+            Stage::Dirs => {
+                for (dir, reply) in self.dirs.iter().zip(replies) {
+                    if let Err(code) = reply.mkdir() {
+                        return Step::Done(ClaimOutcome::Failed(ZkCallError::new("mkdir", dir, code)));
+                    }
+                }
+                self.stage = Stage::Listed;
+                Step::Send(list(&self.dirs))
+            }
             Stage::Created => match replies.into_iter().next().map(Reply::multi) {
                 Some(Ok(stats)) => self.claimed(&stats),
+                // No owner directory yet: a topic a wildcard just matched.
+                Some(Err(MultiFailure { code: ZkCode::NoNode, .. })) if !self.made_dirs => {
+                    self.made_dirs = true;
+                    self.stage = Stage::Dirs;
+                    Step::Send(self.dirs.iter().map(|d| Request::Mkdir { path: d.clone() }).collect())
+                }
                 Some(Err(MultiFailure { code: ZkCode::NodeExists, .. })) => {
                     self.stage = Stage::Existing;
                     Step::Send(self.paths.iter().map(|p| Request::Data { path: p.clone(), watch: false }).collect())

@@ -38,6 +38,7 @@
 //! ```
 
 pub mod claim;
+pub mod filter;
 pub mod layout;
 pub mod member;
 pub mod operation;
@@ -45,6 +46,7 @@ pub mod ops;
 pub mod read;
 pub mod snapshot;
 
+pub use filter::TopicFilter;
 pub use layout::GroupLayout;
 pub use operation::{admit, Answer, Context, Handover, Operation};
 pub use ops::{Procedure, Reply, Request, Stat, Step, Write};

@@ -29,6 +29,9 @@ pub struct Context {
     pub topics: Vec<TopicName>,
     /// Its member znode's payload.
     pub payload: Vec<u8>,
+    /// Whether wildcard subscriptions leave internal topics out (Scala's
+    /// `exclude.internal.topics`).
+    pub exclude_internal_topics: bool,
 }
 
 /// An action in progress as ZooKeeper round trips.
@@ -69,7 +72,10 @@ impl Operation {
     pub fn for_action(action: &Action, cx: &Context) -> Option<Operation> {
         let layout = cx.layout.clone();
         Some(match action {
-            Action::ReadGroup => Operation::Read(ReadGroup::new(layout.group.clone(), layout.flavour)),
+            Action::ReadGroup => Operation::Read(
+                ReadGroup::new(layout.group.clone(), layout.flavour)
+                    .exclude_internal_topics(cx.exclude_internal_topics),
+            ),
             Action::Claim { tp, slot, name } => {
                 Operation::Claim(tp.clone(), Claim::new(layout, cx.session, tp.clone(), slot, *name))
             }

@@ -33,6 +33,7 @@ enum Stage {
     Start,
     Lists,
     MemberData(Vec<String>),
+    MemberWatches(Vec<String>),
     Topics(Vec<TopicName>),
     States(Vec<(TopicName, PartitionId)>),
     StateWatches(Vec<(TopicName, PartitionId)>),
@@ -46,6 +47,7 @@ pub struct ReadGroup {
     group: GroupId,
     flavour: Option<Flavour>,
     watch: bool,
+    exclude_internal: bool,
     stage: Stage,
     listing: Listing,
 }
@@ -53,13 +55,34 @@ pub struct ReadGroup {
 impl ReadGroup {
     /// A read of `group` in `flavour`, setting the watches a member needs.
     pub fn new(group: GroupId, flavour: Flavour) -> Self {
-        ReadGroup { group, flavour: Some(flavour), watch: true, stage: Stage::Start, listing: Listing::default() }
+        ReadGroup {
+            group,
+            flavour: Some(flavour),
+            watch: true,
+            exclude_internal: true,
+            stage: Stage::Start,
+            listing: Listing::default(),
+        }
+    }
+
+    /// Whether wildcard subscriptions leave internal topics out (default
+    /// on, as Scala's `exclude.internal.topics`).
+    pub fn exclude_internal_topics(mut self, exclude: bool) -> Self {
+        self.exclude_internal = exclude;
+        self
     }
 
     /// A read from outside: no watches, and the flavour told by the
     /// members' registrations (pykafka when none tells).
     pub fn inspect(group: GroupId) -> Self {
-        ReadGroup { group, flavour: None, watch: false, stage: Stage::Start, listing: Listing::default() }
+        ReadGroup {
+            group,
+            flavour: None,
+            watch: false,
+            exclude_internal: true,
+            stage: Stage::Start,
+            listing: Listing::default(),
+        }
     }
 
     fn flavour(&self) -> Flavour {
@@ -81,9 +104,14 @@ impl ReadGroup {
             });
             self.flavour = Some(if scala { Flavour::Scala } else { Flavour::Pykafka });
         }
-        let (members, _) =
-            snapshot::members(self.flavour(), &self.group, &self.listing.members, &self.listing.all_topics);
-        let topics: Vec<TopicName> = snapshot::subscribed(&members).into_iter().collect();
+        let members = snapshot::members(
+            self.flavour(),
+            &self.group,
+            &self.listing.members,
+            &self.listing.all_topics,
+            self.exclude_internal,
+        );
+        let topics: Vec<TopicName> = snapshot::subscribed(&members.subscriptions).into_iter().collect();
         if topics.is_empty() {
             return self.finish();
         }
@@ -111,7 +139,7 @@ impl ReadGroup {
     fn finish(&mut self) -> Step<Result<GroupRead, ZkCallError>> {
         let flavour = self.flavour();
         let listing = std::mem::take(&mut self.listing);
-        let (snapshot, skipped) = snapshot::build(flavour, &self.group, &listing);
+        let (snapshot, skipped) = snapshot::build(flavour, &self.group, &listing, self.exclude_internal);
         Step::Done(Ok(GroupRead { flavour, listing, snapshot, skipped }))
     }
 }
@@ -167,6 +195,41 @@ impl Procedure for ReadGroup {
                         // Gone between listing and reading.
                         Ok(None) => {}
                         Err(e) => return Self::failed(&format!("{ids}/{child}"), e),
+                    }
+                }
+                // A member read before its registration is complete (or
+                // damaged) holds the rebalance: watch its data, so the
+                // rebalance goes on the moment it can be read. Read again
+                // with the watch, so nothing written in between is missed.
+                let unreadable: Vec<String> = match self.flavour.filter(|_| self.watch) {
+                    Some(flavour) => self
+                        .listing
+                        .members
+                        .iter()
+                        .filter(|(c, bytes)| {
+                            snapshot::unreadable_reason(flavour, &format!("{ids}/{c}"), bytes).is_some()
+                        })
+                        .map(|(c, _)| c.clone())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if unreadable.is_empty() {
+                    return self.topics_step();
+                }
+                let batch = unreadable.iter().map(|c| self.data(format!("{ids}/{c}"), true)).collect();
+                self.stage = Stage::MemberWatches(unreadable);
+                Step::Send(batch)
+            }
+            Stage::MemberWatches(children) => {
+                for (child, reply) in children.into_iter().zip(replies) {
+                    let at = self.listing.members.iter().position(|(c, _)| *c == child);
+                    match (reply.data(), at) {
+                        (Ok(Some((bytes, _))), Some(i)) => self.listing.members[i].1 = bytes,
+                        (Ok(None), Some(i)) => {
+                            self.listing.members.remove(i);
+                        }
+                        (Ok(_), None) => {}
+                        (Err(e), _) => return Self::failed(&format!("{ids}/{child}"), e),
                     }
                 }
                 self.topics_step()

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::assign::GroupShape;
-use crate::balance::{GroupSnapshot, OwnerRecord};
+use crate::balance::{GroupSnapshot, OwnerRecord, Unreadable};
 use crate::ids::{BrokerId, GroupId, MemberId, PartitionId, TopicName, TopicPartition};
 use crate::znode::{
-    layout, Codec, Flavour, MemberRegistration, OwnerName, PartitionState, Problem, Subscription, TopicRegistration,
-    ZnodeError,
+    layout, Codec, Flavour, MemberRegistration, OwnerName, PartitionState, TopicRegistration, ZnodeError,
 };
 
+use super::filter;
 use super::layout::{owner_dirs, owner_member};
 
 /// One owner znode as read.
@@ -81,38 +81,81 @@ impl fmt::Display for Skipped {
 /// Each member with the topics it consumes and its streams of each.
 pub type Subscriptions = BTreeMap<MemberId, Vec<(TopicName, u32)>>;
 
+/// What reading the member znodes gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    /// The members whose registration could be used.
+    pub subscriptions: Subscriptions,
+    /// Registered members whose registration cannot be used: nobody can
+    /// tell what they consume, so no assignment that counts them can be
+    /// computed.
+    pub unreadable: Vec<Unreadable>,
+    /// Members left out the way the flavour's reference client leaves them
+    /// out (a Scala registration in a pykafka group).
+    pub skipped: Vec<Skipped>,
+}
+
+/// Whether a member payload can be read in `flavour`: the reason if not.
+/// The rule the read's data watches and the snapshot share.
+pub fn unreadable_reason(flavour: Flavour, path: &str, bytes: &[u8]) -> Option<String> {
+    match (MemberRegistration::decode(path, bytes), flavour) {
+        (Err(e), _) => Some(e.problem.to_string()),
+        // The Scala consumer cannot parse a bare topic name: it fails the
+        // rebalance rather than leave the member out.
+        (Ok(MemberRegistration::Pykafka { .. }), Flavour::Scala) => {
+            Some("a pykafka registration (a bare topic name) in a Scala-layout group".into())
+        }
+        (Ok(_), _) => None,
+    }
+}
+
 /// The members, decoded, with the topics each consumes (wildcards
-/// resolved against `all_topics`).
+/// resolved against `all_topics`, internal topics left out when
+/// `exclude_internal`).
 pub fn members(
     flavour: Flavour,
     group: &GroupId,
     raw: &[(String, Vec<u8>)],
     all_topics: &[String],
-) -> (Subscriptions, Vec<Skipped>) {
+    exclude_internal: bool,
+) -> Members {
     let ids = layout::members(group);
-    let mut out = BTreeMap::new();
-    let mut skipped = Vec::new();
+    let mut out = Members::default();
     for (child, bytes) in raw {
         let path = format!("{ids}/{child}");
+        let unreadable = |reason: String| Unreadable { member: child.clone(), path: path.clone(), reason };
         let member = match MemberId::new(child.as_str()) {
             Ok(m) => m,
             Err(e) => {
-                skipped.push(Skipped::Malformed(ZnodeError { path, problem: e.into() }));
+                out.unreadable.push(unreadable(format!("the member id is not usable: {e}")));
                 continue;
             }
         };
-        match (MemberRegistration::decode(&path, bytes), flavour) {
-            (Ok(MemberRegistration::Pykafka { topic }), Flavour::Pykafka) => {
-                out.insert(member, vec![(topic, 1)]);
+        if let Some(reason) = unreadable_reason(flavour, &path, bytes) {
+            out.unreadable.push(unreadable(reason));
+            continue;
+        }
+        match MemberRegistration::decode_payload(bytes) {
+            Ok(MemberRegistration::Pykafka { topic }) => {
+                out.subscriptions.insert(member, vec![(topic, 1)]);
             }
-            (Ok(MemberRegistration::Scala(reg)), Flavour::Scala) => {
-                out.insert(member, resolve(&reg.subscription, all_topics));
+            // pykafka compares the payload with its topic name: a JSON
+            // registration is simply not a participant.
+            Ok(MemberRegistration::Scala(_)) if flavour == Flavour::Pykafka => {
+                out.skipped.push(Skipped::OtherFlavour { path })
             }
-            (Ok(_), _) => skipped.push(Skipped::OtherFlavour { path }),
-            (Err(e), _) => skipped.push(Skipped::Malformed(e)),
+            Ok(MemberRegistration::Scala(reg)) => {
+                match filter::resolve(&reg.subscription, all_topics, exclude_internal) {
+                    Ok(topics) => {
+                        out.subscriptions.insert(member, topics);
+                    }
+                    Err(reason) => out.unreadable.push(unreadable(reason)),
+                }
+            }
+            Err(_) => unreachable!("unreadable_reason rejected it"),
         }
     }
-    (out, skipped)
+    out
 }
 
 /// Every topic some member consumes, sorted.
@@ -120,9 +163,17 @@ pub fn subscribed(members: &Subscriptions) -> BTreeSet<TopicName> {
     members.values().flat_map(|ts| ts.iter().map(|(t, _)| t.clone())).collect()
 }
 
-/// Builds the snapshot from a listing.
-pub fn build(flavour: Flavour, group: &GroupId, listing: &Listing) -> (GroupSnapshot, Vec<Skipped>) {
-    let (members, mut skipped) = members(flavour, group, &listing.members, &listing.all_topics);
+/// Builds the snapshot from a listing; internal topics are left out of
+/// wildcard subscriptions when `exclude_internal` (Scala's
+/// `exclude.internal.topics`).
+pub fn build(
+    flavour: Flavour,
+    group: &GroupId,
+    listing: &Listing,
+    exclude_internal: bool,
+) -> (GroupSnapshot, Vec<Skipped>) {
+    let Members { subscriptions: members, unreadable, mut skipped } =
+        self::members(flavour, group, &listing.members, &listing.all_topics, exclude_internal);
     let mut shape = GroupShape::default();
     for (m, topics) in &members {
         shape.add_member(m.clone(), topics.iter().cloned());
@@ -165,69 +216,24 @@ pub fn build(flavour: Flavour, group: &GroupId, listing: &Listing) -> (GroupSnap
                     continue;
                 }
             };
-            let path = format!("{}/{}", raw.dir, raw.name);
-            match owner_member(flavour, &raw.payload) {
-                Some((member, thread)) => owners
-                    .entry(TopicPartition::new(topic.clone(), name.partition()))
-                    .or_default()
-                    .push(OwnerRecord { member, thread, name, czxid: raw.czxid }),
-                None => skipped.push(Skipped::Malformed(ZnodeError {
-                    path,
-                    problem: Problem::BadText(format!("not a {flavour} owner payload")),
-                })),
-            }
+            // Existence is ownership; the payload only says by whom, and
+            // other clients spell it their own way (kafka-node: the bare
+            // member id).
+            let (member, thread) = match owner_member(flavour, &raw.payload) {
+                Some((m, t)) => (Some(m), t),
+                None => (None, 0),
+            };
+            owners.entry(TopicPartition::new(topic.clone(), name.partition())).or_default().push(OwnerRecord {
+                member,
+                thread,
+                name,
+                czxid: raw.czxid,
+            });
         }
     }
     for records in owners.values_mut() {
         records.sort_by_key(|r| r.czxid);
         records.dedup_by(|a, b| a.member == b.member && a.name == b.name);
     }
-    (GroupSnapshot { shape, owners }, skipped)
-}
-
-/// The topics a Scala subscription covers. Wildcards follow Kafka's
-/// `Whitelist`/`Blacklist`: commas mean alternation, spaces and surrounding
-/// quotes are dropped, the whole name must match, and internal topics are
-/// excluded. (Rust's regex dialect stands in for Java's; the two agree on
-/// the patterns topic filters use.)
-pub fn resolve(subscription: &Subscription, all_topics: &[String]) -> Vec<(TopicName, u32)> {
-    let wildcard = |regex: &str, streams: u32, white: bool| -> Vec<(TopicName, u32)> {
-        let cleaned = regex.trim().replace(',', "|").replace(' ', "");
-        let cleaned = cleaned.trim_start_matches(['"', '\'']).trim_end_matches(['"', '\'']);
-        let Ok(re) = regex::Regex::new(&format!("^(?:{cleaned})$")) else {
-            tracing::warn!(%regex, "a member's topic filter is not a valid regex; it subscribes to nothing");
-            return Vec::new();
-        };
-        all_topics
-            .iter()
-            .filter(|t| !t.starts_with("__"))
-            .filter(|t| re.is_match(t) == white)
-            .filter_map(|t| TopicName::new(t.as_str()).ok())
-            .map(|t| (t, streams))
-            .collect()
-    };
-    match subscription {
-        Subscription::Static(topics) => topics.clone(),
-        Subscription::Whitelist { regex, streams } => wildcard(regex, *streams, true),
-        Subscription::Blacklist { regex, streams } => wildcard(regex, *streams, false),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards_resolve_like_kafka_filters() {
-        let all: Vec<String> =
-            ["orders", "orders.eu", "payments", "__consumer_offsets"].iter().map(|s| s.to_string()).collect();
-        let names = |s: &Subscription| resolve(s, &all).into_iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            names(&Subscription::Whitelist { regex: "orders.*, payments".into(), streams: 1 }),
-            ["orders", "orders.eu", "payments"]
-        );
-        assert_eq!(names(&Subscription::Whitelist { regex: "\"orders\"".into(), streams: 1 }), ["orders"]);
-        assert_eq!(names(&Subscription::Blacklist { regex: "orders.*".into(), streams: 1 }), ["payments"]);
-        assert!(names(&Subscription::Whitelist { regex: "(".into(), streams: 1 }).is_empty());
-    }
+    (GroupSnapshot { shape, owners, unreadable }, skipped)
 }

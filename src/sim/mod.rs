@@ -163,7 +163,18 @@ fn drive(mut w: World<'_>) -> (Report, BTreeSet<u64>) {
             Ev::Notify { m, on } => w.notified(m, on),
             Ev::AppRelease { m, tp } => w.app_release(m, tp),
             Ev::ForeignRelease(path) => {
+                if let Some(name) = path.strip_prefix(&format!("{}/", layout::members(&w.group))) {
+                    w.peers.remove(name);
+                }
                 if let Ok(fired) = w.model.delete(&path, None) {
+                    w.notify(fired);
+                }
+            }
+            Ev::PeerFills(name) => {
+                let path = format!("{}/{name}", layout::members(&w.group));
+                let data = w.peers.get(&name).cloned().unwrap_or_default();
+                w.log(|| format!("peer {name} fills its member znode"));
+                if let Ok(fired) = w.model.set(&path, data) {
                     w.notify(fired);
                 }
             }
@@ -299,9 +310,43 @@ impl World<'_> {
                     self.schedule(Duration::from_millis(ms.into()), Ev::ForeignRelease(path));
                 }
             }
+            Step::TwoStepPeer(blank, stay) => self.two_step_peer(blank, stay),
             Step::Wait(ms) => gap += Duration::from_millis(ms.into()),
         }
         self.schedule(gap, Ev::Step(i + 1));
+    }
+
+    /// See [`Step::TwoStepPeer`].
+    fn two_step_peer(&mut self, blank: u16, stay: u16) {
+        let name = format!("peer_{}", self.peers.len() + self.report.events as usize);
+        let registration = match self.cfg.flavour {
+            Flavour::Pykafka => self.topics[0].as_str().as_bytes().to_vec(),
+            // kafka-node given every topic: one key per topic, the first
+            // is the filter. (Round-robin needs identical subscriptions.)
+            Flavour::Scala if self.cfg.strategy == crate::assign::Strategy::ScalaRoundRobin => {
+                let subscription =
+                    crate::znode::Subscription::Static(self.topics.iter().map(|t| (t.clone(), 1)).collect());
+                crate::protocol::member_payload(Flavour::Scala, &subscription, Some(1))
+            }
+            Flavour::Scala => {
+                let keys: Vec<String> = self.topics.iter().map(|t| format!("\"{t}\":1")).collect();
+                format!(
+                    r#"{{"version":1,"subscription":{{{}}},"pattern":"white_list","timestamp":"1"}}"#,
+                    keys.join(",")
+                )
+                .into_bytes()
+            }
+        };
+        let path = format!("{}/{name}", layout::members(&self.group));
+        if let Ok((_, fired)) = self.model.create(None, &[(path.clone(), Vec::new())], false) {
+            self.log(|| format!("peer {name} registers with an empty member znode"));
+            self.notify(fired);
+            self.peers.insert(name.clone(), registration);
+            self.peers_since.insert(name.clone(), self.now);
+            let blank = Duration::from_millis(blank.into());
+            self.schedule(blank, Ev::PeerFills(name));
+            self.schedule(blank + Duration::from_millis(500 + u64::from(stay)), Ev::ForeignRelease(path));
+        }
     }
 
     fn crash(&mut self, m: usize) {
@@ -380,6 +425,12 @@ impl World<'_> {
         for m in self.members.iter().filter(|m| m.alive && !m.stopped) {
             listing.members.push((m.id.to_string(), m.cx.payload.clone()));
         }
+        let ids = layout::members(&self.group);
+        for name in self.peers.keys() {
+            if let Some(z) = latest.get(&format!("{ids}/{name}")) {
+                listing.members.push((name.clone(), z.data.clone()));
+            }
+        }
         for t in &self.topics {
             listing.topics.insert(t.clone(), latest.get(&layout::topic(t)).map(|n| n.data.clone()));
             for p in 0..self.partitions[t] {
@@ -387,7 +438,7 @@ impl World<'_> {
                 listing.states.insert((t.clone(), PartitionId(p)), state);
             }
         }
-        let (snap, _) = snapshot::build(self.cfg.flavour, &self.group, &listing);
+        let (snap, _) = snapshot::build(self.cfg.flavour, &self.group, &listing, true);
         assign(self.cfg.strategy, &snap.shape, &Assignment::new()).unwrap_or_default()
     }
 

@@ -330,7 +330,12 @@ impl ZkModel {
         let node = self.tree.get_mut(path).ok_or(ZkCode::NoNode)?;
         node.data = data;
         node.version += 1;
-        let fired = self.fire(path);
+        // A data change fires data watches only, never the parent's
+        // children watch (as ZooKeeper's NodeDataChanged).
+        let on = WatchOn::Node(path.to_owned());
+        let fired: Vec<(SessionId, WatchOn)> =
+            self.watches.iter().filter(|(w, _)| *w == on).map(|(w, s)| (*s, w.clone())).collect();
+        self.watches.retain(|(w, _)| *w != on);
         self.commit();
         Ok(fired)
     }

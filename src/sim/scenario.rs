@@ -40,6 +40,14 @@ pub enum Step {
     /// consumer) holds a partition's owner znode, in pykafka's Python 3
     /// spelling, for this many ms.
     ForeignClaim(u8, u16),
+    /// A peer of another client registers in two requests (kafka-node):
+    /// its member znode is empty for the first many ms, then holds its
+    /// registration (a Scala peer: a wildcard with one key per topic, as
+    /// kafka-node writes it); the peer leaves after the second many ms
+    /// more. It claims nothing, so while it is readable its share is
+    /// unowned — but no member may act on a view that leaves it out while
+    /// it is not.
+    TwoStepPeer(u16, u16),
     /// Nothing happens for this many ms.
     Wait(u16),
 }
@@ -202,6 +210,7 @@ pub fn random_steps(seed: u64, len: usize) -> Vec<Step> {
                 13 => Step::MoveLeader(rng.below(16) as u8),
                 14 => Step::ForeignClaim(rng.below(16) as u8, 500 + rng.below(4000) as u16),
                 15 => Step::FlipBroker(rng.below(4) as u8),
+                16 => Step::TwoStepPeer(rng.below(2500) as u16, rng.below(3000) as u16),
                 _ => Step::Wait(rng.below(500) as u16),
             }
         })

@@ -71,6 +71,8 @@ pub(super) enum Ev {
         tp: TopicPartition,
     },
     ForeignRelease(String),
+    /// A two-step peer writes its registration into its member znode.
+    PeerFills(String),
     Settle,
 }
 
@@ -142,6 +144,10 @@ pub(super) struct World<'a> {
     pub states: BTreeSet<u64>,
     pub chooser: Option<&'a mut dyn FnMut(usize) -> usize>,
     pub next_op: u64,
+    /// Two-step peers registered now: member znode name → its payload.
+    pub peers: BTreeMap<String, Vec<u8>>,
+    /// When each two-step peer registered.
+    pub peers_since: BTreeMap<String, Time>,
 }
 
 fn ms(t: Time) -> u64 {
@@ -179,6 +185,8 @@ impl<'a> World<'a> {
             states: BTreeSet::new(),
             chooser: None,
             next_op: 0,
+            peers: BTreeMap::new(),
+            peers_since: BTreeMap::new(),
         };
         let brokers = i32::from(cfg.brokers.max(1));
         for b in 1..=brokers {
@@ -337,15 +345,18 @@ impl<'a> World<'a> {
         }
         let session = self.model.open_session(self.cfg.session_timeout, self.now);
         let subscription = self.subscription(old.map_or(m, |o| self.members[o].index));
+        // As the driver: a wildcard member makes owner directories when it
+        // first claims in them.
         let topics: Vec<TopicName> = match &subscription {
             Subscription::Static(ts) => ts.iter().map(|(t, _)| t.clone()).collect(),
-            _ => self.topics.clone(),
+            _ => Vec::new(),
         };
         let cx = Context {
             layout: GroupLayout { group: self.group.clone(), flavour: self.cfg.flavour, member: id.clone() },
             session: session as i64,
             topics,
             payload: crate::protocol::member_payload(self.cfg.flavour, &subscription, None),
+            exclude_internal_topics: true,
         };
         let app = App::new(&cfg);
         let handover = Handover::new(&cfg, self.cfg.session_timeout * 3);
@@ -413,8 +424,28 @@ impl<'a> World<'a> {
             Input::ClaimResult { tp, .. } => Some(tp.clone()),
             _ => None,
         };
+        // Peers this view cannot read and may not leave out yet: none of
+        // them is past the bound counted from its creation (the earliest
+        // any member could have seen it).
+        let unreadable_peers: Vec<String> = match &input {
+            Input::Snapshot(s) => {
+                let bound = self.members[m].machine.config().unreadable_bound;
+                s.unreadable
+                    .iter()
+                    .filter(|u| self.peers_since.get(&u.member).is_some_and(|t| self.now < *t + bound))
+                    .map(|u| u.member.clone())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let label = if self.cfg.timeline { short(&input) } else { String::new() };
         let actions = self.members[m].machine.handle(self.now, input);
+        if !unreadable_peers.is_empty() {
+            if let Some(Action::Claim { tp, .. }) = actions.iter().find(|a| matches!(a, Action::Claim { .. })) {
+                let detail = format!("m{m} claims {tp} from a view that cannot read {unreadable_peers:?}");
+                self.violate("never decide without a peer", detail);
+            }
+        }
         if self.cfg.timeline && !label.is_empty() {
             let acts: Vec<String> = actions.iter().map(short_action).collect();
             self.log(|| {
@@ -504,6 +535,11 @@ impl<'a> World<'a> {
             }
             Action::Assigned { partitions, .. } => self.app_assigned(m, partitions.into_iter().map(|(tp, _)| tp)),
             Action::Suspend | Action::Resume => {}
+            Action::Blocked { by, past_bound, .. } => {
+                let by: Vec<String> = by.iter().map(|u| u.member.clone()).collect();
+                self.log(|| format!("m{m} waits for unreadable {by:?} (past the bound: {past_bound})"));
+            }
+            Action::Unblocked => self.log(|| format!("m{m} is no longer blocked")),
             Action::NewSession => self.request_session(m),
             Action::Close => {
                 let session = self.members[m].session;

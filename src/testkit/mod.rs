@@ -20,6 +20,7 @@
 pub mod chaos;
 mod kafka;
 mod link;
+pub mod peer;
 mod process;
 pub mod protocol;
 mod session;

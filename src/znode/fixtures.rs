@@ -99,6 +99,26 @@ fn member_registrations_of_both_flavours() {
 }
 
 #[test]
+fn wildcards_with_several_keys_read_as_the_scala_consumer_reads_them() {
+    // kafka-node 3.0.1 given topics t and u: the first key is the filter,
+    // its value the stream count; the rest is ignored (Scala's topMap.head).
+    let MemberRegistration::Scala(reg) = MemberRegistration::decode_payload(
+        br#"{"version":1,"subscription":{"u":3,"t":1},"pattern":"white_list","timestamp":"1","extra":[1]}"#,
+    )
+    .unwrap() else {
+        panic!("not scala")
+    };
+    assert_eq!(reg.subscription, Subscription::Whitelist { regex: "u".into(), streams: 3 });
+    let MemberRegistration::Scala(reg) =
+        MemberRegistration::decode_payload(br#"{"version":1,"subscription":{"x.*":2,"y":1},"pattern":"black_list"}"#)
+            .unwrap()
+    else {
+        panic!("not scala")
+    };
+    assert_eq!(reg.subscription, Subscription::Blacklist { regex: "x.*".into(), streams: 2 });
+}
+
+#[test]
 fn member_ids_of_both_flavours() {
     let uuid = uuid::Uuid::parse_str("5e6f7a1c-1d2b-4c3d-9e8f-0a1b2c3d4e5f").unwrap();
     assert_eq!(pykafka_member_id("worker-3", uuid).unwrap().as_str(), "worker-3:5e6f7a1c-1d2b-4c3d-9e8f-0a1b2c3d4e5f");
@@ -158,9 +178,10 @@ fn malformed_payloads_are_typed_errors_naming_the_znode() {
     ));
     assert!(matches!(MemberRegistration::decode_payload(b"bad topic"), Err(Problem::Name(_))));
     assert!(matches!(
-        MemberRegistration::decode_payload(br#"{"version":1,"subscription":{"a":1,"b":1},"pattern":"white_list"}"#),
+        MemberRegistration::decode_payload(br#"{"version":1,"subscription":{},"pattern":"white_list"}"#),
         Err(Problem::BadField { field: "subscription", .. })
     ));
+    assert!(MemberRegistration::decode_payload(b"").is_err());
     assert!(matches!(
         MemberRegistration::decode_payload(br#"{"version":1,"subscription":{"a":0},"pattern":"static"}"#),
         Err(Problem::BadField { field: "subscription", .. })

@@ -83,9 +83,11 @@ fn decode_scala(bytes: &[u8]) -> Result<ScalaRegistration, Problem> {
                 .collect::<Result<_, Problem>>()?,
         ),
         p @ ("white_list" | "black_list") => {
-            let mut entries = map.iter();
-            let (Some((regex, n)), None) = (entries.next(), entries.next()) else {
-                return Err(bad_field("subscription", "a wildcard subscription has exactly one filter"));
+            // The Scala consumer takes the first key as the filter and its
+            // value as the stream count, and ignores the rest: kafka-node
+            // writes one key per topic it was given.
+            let Some((regex, n)) = map.iter().next() else {
+                return Err(bad_field("subscription", "a wildcard subscription names no filter"));
             };
             let (regex, streams) = (regex.clone(), streams(n, "subscription")?);
             if p == "white_list" {

@@ -17,10 +17,14 @@ use zookeeper_client::Client;
 pub const SESSION: Duration = Duration::from_millis(2000);
 
 pub fn builder(zk: &str, group: &str, topic: &str) -> GroupBuilder {
+    fast(zk, group).topic(topic)
+}
+
+/// A member with the fast test timings and no subscription yet.
+pub fn fast(zk: &str, group: &str) -> GroupBuilder {
     GroupBuilder::default()
         .zookeeper(zk)
         .group(group)
-        .topic(topic)
         .session_timeout(SESSION)
         .coalesce(Duration::from_millis(20))
         .claim_backoff(Duration::from_millis(50), Duration::from_millis(500))

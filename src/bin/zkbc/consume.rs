@@ -17,9 +17,23 @@ pub struct Args {
     /// Consumer group.
     #[arg(long)]
     group: String,
-    /// Topic to consume.
+    /// Topics to consume, comma-separated (several: scala flavour).
+    #[arg(long, value_delimiter = ',', required_unless_present_any = ["whitelist", "blacklist"])]
+    topic: Vec<String>,
+    /// Consume every topic matching this regex, including topics created
+    /// later (scala flavour; Java syntax, commas mean alternation).
+    #[arg(long, conflicts_with_all = ["topic", "blacklist"])]
+    whitelist: Option<String>,
+    /// Consume every topic not matching this regex (scala flavour).
+    #[arg(long, conflicts_with_all = ["topic", "whitelist"])]
+    blacklist: Option<String>,
+    /// Consumer threads per topic in the assignment (scala flavour).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    streams: u32,
+    /// Let wildcards match Kafka's internal topics too (Scala's
+    /// exclude.internal.topics=false).
     #[arg(long)]
-    topic: String,
+    include_internal_topics: bool,
     /// Znode layout of the group: pykafka or scala.
     #[arg(long, default_value = "pykafka")]
     flavour: Flavour,
@@ -139,12 +153,22 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let mut builder = BalancedConsumer::builder()
         .zookeeper(&args.zookeeper)
         .group(&args.group)
-        .topic(&args.topic)
         .flavour(args.flavour)
         .offset_reset(args.from)
         .auto_commit(Some(Duration::from_millis(args.commit_interval_ms)))
         .session_timeout(Duration::from_millis(args.session_timeout_ms))
         .membership(|g| g.connect_timeout(Duration::from_millis(args.connect_timeout_ms)));
+    for topic in &args.topic {
+        builder = builder.topic_streams(topic, args.streams);
+    }
+    let streams = args.streams;
+    let internal = !args.include_internal_topics;
+    builder = match (&args.whitelist, &args.blacklist) {
+        (Some(re), _) => builder.membership(|g| g.whitelist(re).wildcard_streams(streams)),
+        (_, Some(re)) => builder.membership(|g| g.blacklist(re).wildcard_streams(streams)),
+        _ => builder,
+    }
+    .membership(|g| g.exclude_internal_topics(internal));
     if let Some(s) = args.offset_storage {
         builder = builder.offset_storage(s);
     }

@@ -61,7 +61,13 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                         let rows: Vec<Vec<String>> = d
                             .members
                             .iter()
-                            .map(|m| vec![m.id.clone(), m.flavour.clone(), m.subscription.clone()])
+                            .map(|m| {
+                                let subscription = match &m.problem {
+                                    Some(p) => format!("{} (unreadable: {p})", m.subscription),
+                                    None => m.subscription.clone(),
+                                };
+                                vec![m.id.clone(), m.flavour.clone(), subscription]
+                            })
                             .collect();
                         print!("{}", table(&["MEMBER", "FLAVOUR", "SUBSCRIPTION"], &rows));
                     }
@@ -81,6 +87,13 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                         })
                         .collect();
                     print!("{}", table(&["TOPIC", "PARTITION", "OWNER", "COMMITTED", "LOG-END", "LAG"], &rows));
+                    if !d.problems.is_empty() {
+                        println!();
+                        println!("{} znode(s) that cannot be used:", d.problems.len());
+                        let rows: Vec<Vec<String>> =
+                            d.problems.iter().map(|p| vec![p.znode.clone(), p.problem.clone()]).collect();
+                        print!("{}", table(&["ZNODE", "PROBLEM"], &rows));
+                    }
                 }
             }
         }
