@@ -338,6 +338,32 @@ async fn bad_connections_and_settings_are_typed_errors() {
     assert!(matches!(err, CoordError::Config(ref c) if c.setting == "claim_retries"), "{err}");
 }
 
+/// The test server grants no session shorter than 400 ms (its
+/// `minSessionTimeout`): a member asking for 150 ms runs with what it got,
+/// and explicit settings that only fit the request are refused, naming the
+/// granted timeout.
+#[tokio::test]
+async fn timings_follow_the_session_timeout_the_server_grants() {
+    let zk = zookeeper().await;
+    let short = Duration::from_millis(150);
+    let m = group::builder(&zk.connect_string(), "g", "t").session_timeout(short).join().await.unwrap();
+    assert_eq!(m.session_timeout(), Duration::from_millis(400));
+    m.stop().await.unwrap();
+    // With backoff 50, 100, 200 ms, three attempts span 350 ms: longer than
+    // the 150 ms asked for, shorter than the 400 ms granted.
+    let err = group::builder(&zk.connect_string(), "g", "t")
+        .session_timeout(short)
+        .claim_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .claim_retries(3)
+        .join()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CoordError::Config(ref c) if c.setting == "claim_retries" && c.reason.contains("granted (400ms)")),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn members_work_under_a_chroot() {
     let zk = zookeeper().await;

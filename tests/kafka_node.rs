@@ -13,13 +13,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::group::{builder, SESSION};
+use common::peer_process::PeerProcess;
 use common::within;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 use zkbalance::coord::{GroupBuilder, GroupMember};
 use zkbalance::testkit::peer::owner_payloads;
 use zkbalance::znode::Flavour;
@@ -40,58 +39,28 @@ fn kafka_node_dir() -> PathBuf {
     dir
 }
 
-/// A kafka-node member process; it leaves when dropped (stdin closes).
-struct KafkaNode {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
+/// A kafka-node member process on `topics`.
+fn kafka_node(zk: &str, id: &str, topics: &str) -> PeerProcess {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kafka_node_member.js");
+    let mut command = Command::new("node");
+    command.arg(script).args([zk, GROUP, id, topics]).env("KAFKA_NODE_DIR", kafka_node_dir());
+    PeerProcess::spawn("kafka-node", command)
 }
 
-impl KafkaNode {
-    fn spawn(zk: &str, id: &str, topics: &str) -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kafka_node_member.js");
-        let mut child = Command::new("node")
-            .arg(script)
-            .args([zk, GROUP, id, topics])
-            .env("KAFKA_NODE_DIR", kafka_node_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node (Node.js) runs");
-        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        KafkaNode { child, lines }
-    }
-
-    /// Waits for a rebalance after which it owns exactly `want` of `topic`.
-    async fn owns(&mut self, topic: &str, want: &BTreeSet<i32>) {
-        let what = format!("kafka-node to own {topic} {want:?}");
-        within(&what, Duration::from_secs(30), async {
-            loop {
-                let line = self.lines.next_line().await.expect("read kafka-node").expect("kafka-node exited");
-                let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
-                if v["event"] != "rebalanced" {
-                    continue;
-                }
-                let owned: BTreeSet<i32> = v["owned"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|tp| tp[0] == topic)
-                    .map(|tp| tp[1].as_i64().unwrap() as i32)
-                    .collect();
-                if &owned == want {
-                    return;
-                }
-            }
+/// Waits for kafka-node to report owning exactly `want` of `t`.
+async fn owns(node: &mut PeerProcess, want: &BTreeSet<i32>) {
+    node.reports(want, |v| {
+        (v["event"] == "rebalanced").then(|| {
+            v["owned"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|tp| tp[0] == "t")
+                .map(|tp| tp[1].as_i64().unwrap() as i32)
+                .collect()
         })
-        .await;
-    }
-
-    async fn leave(mut self) {
-        drop(self.child.stdin.take());
-        let _ = within("kafka-node to leave", Duration::from_secs(30), self.child.wait()).await;
-    }
+    })
+    .await;
 }
 
 fn ours(zk: &str, id: &str) -> GroupBuilder {
@@ -134,9 +103,9 @@ async fn kafka_node_and_our_members_split_a_topic_the_same_way() {
     converge(&observer, &[(&a0, &[0, 1, 2, 3, 4, 5])]).await;
 
     // kafka-node joins, on t and u: {"t": 1, "u": 1} — for us, filter t.
-    let mut node = KafkaNode::spawn(&connect, kn, "t,u");
+    let mut node = kafka_node(&connect, kn, "t,u");
     converge(&observer, &[(&a0, &[0, 1, 2]), (kn, &[3, 4, 5])]).await;
-    node.owns("t", &[3, 4, 5].into()).await;
+    owns(&mut node, &[3, 4, 5].into()).await;
     assert_eq!(mine(&ma), [0, 1, 2].into());
     let (registration, _) = observer.get_data(&format!("/consumers/{GROUP}/ids/{kn}")).await.unwrap();
     let registration = String::from_utf8(registration).unwrap();
@@ -150,7 +119,7 @@ async fn kafka_node_and_our_members_split_a_topic_the_same_way() {
     let mc = ours(&connect, c).join().await.unwrap();
     let c0 = format!("{c}-0");
     converge(&observer, &[(&a0, &[0, 1]), (kn, &[2, 3]), (&c0, &[4, 5])]).await;
-    node.owns("t", &[2, 3].into()).await;
+    owns(&mut node, &[2, 3].into()).await;
     assert_eq!((mine(&ma), mine(&mc)), ([0, 1].into(), [4, 5].into()));
 
     // kafka-node leaves: ours take its share.

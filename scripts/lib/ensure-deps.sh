@@ -21,10 +21,34 @@ ensure_deps() {
   command -v cargo >/dev/null 2>&1 || { echo "error: cargo is required (install Rust with rustup)" >&2; return 1; }
 }
 
-# Real third-party peers the tests run beside our members: kafka-node 3.0.1
-# (the last release with ZooKeeper groups) under target/peers, with Node.js
-# from Debian when missing.
+# Real third-party peers the tests run beside our members, under
+# target/peers: kafka-node 3.0.1 (the last release with ZooKeeper groups),
+# with Node.js from Debian when missing, and pykafka 2.8 in a virtualenv.
 ensure_peers() {
+  ensure_kafka_node && ensure_pykafka
+}
+
+ensure_pykafka() {
+  local venv=target/peers/py
+  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import pykafka' 2>/dev/null && return 0
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "Installing python3-venv (Debian package)..." >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends python3 python3-venv >&2
+  fi
+  echo "Installing pykafka 2.8.0 into $venv (PyPI)..." >&2
+  rm -rf "$venv"
+  # pykafka 2.8's setup needs setuptools < 81; it pins kazoo 2.5.0 itself.
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q 'setuptools<81' &&
+    "$venv/bin/pip" install -q pykafka==2.8.0 >&2 || {
+    echo "error: pykafka 2.8.0 could not be installed from PyPI" >&2
+    return 1
+  }
+}
+
+ensure_kafka_node() {
   local dir=target/peers
   [ -f "$dir/node_modules/kafka-node/package.json" ] && command -v node >/dev/null 2>&1 && return 0
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

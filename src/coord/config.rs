@@ -39,6 +39,7 @@ pub struct GroupConfig {
     /// session timeout actually in force.
     suspend_margin: Option<Duration>,
     claim_retries: Option<u32>,
+    unreadable_bound: Option<Duration>,
 }
 
 impl GroupConfig {
@@ -61,6 +62,7 @@ impl GroupConfig {
         let mut b = self.balance.clone();
         b.session_timeout = timeout;
         b.suspend_margin = self.suspend_margin.unwrap_or_else(|| BalanceConfig::default_suspend_margin(timeout));
+        b.unreadable_bound = self.unreadable_bound.unwrap_or_else(|| BalanceConfig::default_unreadable_bound(timeout));
         b.claim_retries = match self.claim_retries {
             Some(n) => n,
             None => (1..=64)
@@ -95,6 +97,7 @@ pub struct GroupBuilder {
     backoff: (Duration, Duration),
     claim_retries: Option<u32>,
     suspend_margin: Option<Duration>,
+    unreadable_bound: Option<Duration>,
     reconcile_interval: Duration,
     revoke_timeout: Duration,
     seed: Option<u64>,
@@ -120,6 +123,7 @@ impl Default for GroupBuilder {
             backoff: (Duration::from_millis(100), Duration::from_secs(2)),
             claim_retries: None,
             suspend_margin: None,
+            unreadable_bound: None,
             reconcile_interval: Duration::from_secs(30),
             revoke_timeout: Duration::from_secs(10),
             seed: None,
@@ -303,6 +307,17 @@ impl GroupBuilder {
         self
     }
 
+    /// How long a member znode that cannot be read (empty, garbage, another
+    /// flavour) holds the group's rebalances before the flavour's reference
+    /// client rule applies: a pykafka group counts it out, as pykafka does;
+    /// a Scala group stays blocked and reports it (default twice the
+    /// negotiated session timeout, so a peer that dies mid-registration is
+    /// gone first).
+    pub fn unreadable_bound(mut self, bound: Duration) -> Self {
+        self.unreadable_bound = Some(bound);
+        self
+    }
+
     /// Period of the full re-read that repairs lost watches (default 30 s).
     pub fn reconcile_interval(mut self, interval: Duration) -> Self {
         self.reconcile_interval = interval;
@@ -394,6 +409,7 @@ impl GroupBuilder {
             revoke_timeout: self.revoke_timeout,
             suspend_margin: self.suspend_margin,
             claim_retries: self.claim_retries,
+            unreadable_bound: self.unreadable_bound,
         };
         config.balance = config.balance_for(self.session_timeout).map_err(CoordError::Config)?;
         Ok(config)

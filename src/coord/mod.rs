@@ -288,6 +288,7 @@ pub struct GroupMember {
     metrics: Arc<Metrics>,
     task: Option<JoinHandle<()>>,
     stop_bound: Duration,
+    session_timeout: Duration,
     session: watch::Receiver<Option<(u64, Client)>>,
     pulse: watch::Receiver<u64>,
 }
@@ -319,6 +320,7 @@ impl GroupMember {
             );
         }
         let member = balance.member.clone();
+        let session_timeout = balance.session_timeout;
         let stop_bound = cfg.revoke_timeout + balance.session_timeout * 2 + Duration::from_secs(5);
         let machine = Balancer::new(balance)?;
         let (task, h) = driver::Driver::start(cfg, machine, zk);
@@ -331,6 +333,7 @@ impl GroupMember {
             metrics: h.metrics,
             task: Some(task),
             stop_bound,
+            session_timeout,
             session: h.session,
             pulse: h.pulse,
         })
@@ -345,6 +348,14 @@ impl GroupMember {
     /// This member's id.
     pub fn id(&self) -> &MemberId {
         &self.member
+    }
+
+    /// The session timeout the server granted when the member joined, which
+    /// may differ from the one requested (servers clamp it between their
+    /// `minSessionTimeout` and `maxSessionTimeout`). The suspend margin, the
+    /// claim window and the delivery lease all follow this one.
+    pub fn session_timeout(&self) -> Duration {
+        self.session_timeout
     }
 
     /// The event stream. Taking it turns on the lease handshake: a revoked

@@ -41,3 +41,4 @@ pub fn ok<T>(r: Result<T, TestkitError>) -> T {
 }
 pub mod consumer;
 pub mod group;
+pub mod peer_process;
