@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::group::{fast, SESSION};
 use common::within;
 use tokio::time::Instant;
-use zkbalance::coord::GroupBuilder;
+use zkbalance::balance::BalanceError;
+use zkbalance::coord::{GroupBuilder, GroupEvent};
 use zkbalance::testkit::peer::{owner_payloads, scala_range, ScalaLayoutPeer};
 use zkbalance::znode::Flavour;
 use zookeeper_client::Client;
@@ -262,4 +263,42 @@ async fn garbage_in_a_member_znode_blocks_the_rebalance_loudly_and_loses_nothing
     assert_eq!(ledger.missing(600), Vec::<u64>::new(), "nothing lost");
     assert!(ma.group.blocked_reports >= 1 && mb.group.blocked_reports >= 1, "{:?} {:?}", ma.group, mb.group);
     assert!(ledger.all().iter().any(|(_, d)| d.who == "b"), "b consumed after the rebalance");
+}
+
+/// pykafka reads a member znode's payload as the topic it consumes, so an
+/// unreadable one is simply not a participant. Our members in a pykafka
+/// group wait for it up to `unreadable_bound`, then count it out as pykafka
+/// does — and say so (an error event, a counter).
+#[tokio::test]
+async fn past_the_bound_a_pykafka_group_counts_an_unreadable_member_out_loudly() {
+    let (zk, _kafka) = common::group::topic_cluster("t", 4).await;
+    let connect = zk.connect_string();
+    let group = "leftout";
+    let member = || fast(&connect, group).topic("t").unreadable_bound(Duration::from_millis(600));
+    let mut a = member().join().await.unwrap();
+    let mut events = a.events();
+    let junk = ScalaLayoutPeer::connect(&connect, group, "junk", Duration::from_secs(30)).await.unwrap();
+    junk.register(b"\xff\xfe").await.unwrap();
+    let b = member().join().await.unwrap();
+    within("member a to report the unreadable member counted out", Duration::from_secs(10), async {
+        loop {
+            match events.recv().await.expect("member running") {
+                GroupEvent::Error(BalanceError::UnreadableLeftOut { znode, .. }) => {
+                    assert_eq!(znode.member, "junk");
+                    return;
+                }
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    drop(events);
+    let observer = zkbalance::testkit::connect(&connect, SESSION).await.unwrap();
+    let want = common::group::expected(&[a.id(), b.id()], "t", &[(0, 1), (1, 1), (2, 1), (3, 1)].into());
+    common::group::converge(&observer, group, "t", &want, Duration::from_secs(10)).await;
+    assert!(a.metrics().unreadable_left_out >= 1 && b.metrics().unreadable_left_out >= 1);
+    assert_eq!((a.metrics().blocked_by, b.metrics().blocked_by), (0, 0), "no longer waiting");
+    junk.close();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }

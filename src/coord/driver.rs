@@ -402,8 +402,14 @@ impl Driver {
                 let _ = self.events.send(GroupEvent::Unblocked);
             }
             Action::Error(e) => {
-                if matches!(e, BalanceError::ClaimGaveUp { .. }) {
-                    self.metrics.claims_abandoned.fetch_add(1, Ordering::Relaxed);
+                match e {
+                    BalanceError::ClaimGaveUp { .. } => {
+                        self.metrics.claims_abandoned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    BalanceError::UnreadableLeftOut { .. } => {
+                        self.metrics.unreadable_left_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
                 }
                 tracing::warn!(error = %e, "group member error");
                 let _ = self.events.send(GroupEvent::Error(e));

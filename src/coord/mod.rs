@@ -166,6 +166,9 @@ pub struct Metrics {
     pub blocked_by: AtomicU64,
     /// Times the rebalance reported itself blocked (or its blockers changed).
     pub blocked_reports: AtomicU64,
+    /// Unreadable members a pykafka group left out past the unreadable
+    /// bound, as pykafka does.
+    pub unreadable_left_out: AtomicU64,
     /// Session expirations survived.
     pub session_expirations: AtomicU64,
 }
@@ -228,6 +231,7 @@ pub struct MetricsSnapshot {
     pub skipped_znodes: u64,
     pub blocked_by: u64,
     pub blocked_reports: u64,
+    pub unreadable_left_out: u64,
     pub session_expirations: u64,
 }
 
@@ -245,6 +249,7 @@ impl Metrics {
             skipped_znodes: get(&self.skipped_znodes),
             blocked_by: get(&self.blocked_by),
             blocked_reports: get(&self.blocked_reports),
+            unreadable_left_out: get(&self.unreadable_left_out),
             session_expirations: get(&self.session_expirations),
         }
     }
