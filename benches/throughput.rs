@@ -2,8 +2,8 @@
 //! the same partitions, on the same mock cluster, in one run.
 //!
 //! ```text
-//! cargo bench --features testkit --bench throughput
-//! ZKB_BENCH_MESSAGES=300000 ZKB_BENCH_ROUNDS=5 cargo bench --features testkit --bench throughput
+//! cargo bench --features cli --bench throughput
+//! ZKB_BENCH_MESSAGES=300000 ZKB_BENCH_ROUNDS=5 cargo bench --features cli --bench throughput
 //! ```
 //!
 //! Both read every message from the beginning of a 12-partition topic with
@@ -14,7 +14,14 @@
 //! twelve, so joining is not counted); the clock then runs from the first
 //! message to the last. Ours also acknowledges each message. Rounds
 //! alternate between the two; the ratio of medians is printed.
+//!
+//! Then `zkbc consume` itself, as a user runs it, with its output to
+//! `/dev/null`: `--format text` and `--format json` rounds, each timed by
+//! the process from its first message to its last one written (the line
+//! `output: N messages in S s from the first` on its stderr), reported in
+//! msg/s and against the raw consumer's median of the same run.
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -108,6 +115,33 @@ async fn ours(zk: &str, group: &str, total: u64) -> (Duration, u64) {
     (took, bytes)
 }
 
+/// `zkbc consume` from the beginning of the topic to `/dev/null`: msg/s
+/// from its first message to its last one written, as it reports it.
+async fn zkbc(zk: &str, group: &str, format: &str, total: u64) -> f64 {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
+        .args(["consume", "--zookeeper", zk, "--group", group, "--topic", TOPIC, "--format", format])
+        .args(["--max-messages", &total.to_string(), "--commit-interval-ms", "60000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("zkbc runs");
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("zkbc finished within 120 s")
+        .expect("zkbc's output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "zkbc failed: {stderr}");
+    let line =
+        stderr.lines().find_map(|l| l.strip_prefix("output: ")).unwrap_or_else(|| panic!("no output line: {stderr}"));
+    let mut words = line.split_whitespace();
+    let n: f64 = words.next().and_then(|w| w.parse().ok()).expect("a count");
+    let secs: f64 = words.nth(2).and_then(|w| w.parse().ok()).expect("seconds");
+    assert_eq!(n as u64, total, "zkbc wrote every message");
+    n / secs
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -140,4 +174,15 @@ async fn main() {
     let (r, o) = (median(raw_rates), median(our_rates));
     println!("median: raw rdkafka {r:.0} msg/s, BalancedConsumer {o:.0} msg/s");
     println!("ratio (BalancedConsumer / raw rdkafka): {:.3}", o / r);
+
+    for format in ["text", "json"] {
+        let mut rates = Vec::new();
+        for round in 0..rounds {
+            let rate = zkbc(&zk.connect_string(), &format!("zkbc-{format}-{round}"), format, total).await;
+            println!("  zkbc consume --format {format} > /dev/null, round {round}: {rate:>10.0} msg/s");
+            rates.push(rate);
+        }
+        let z = median(rates);
+        println!("median: zkbc consume --format {format} {z:.0} msg/s; ratio to raw rdkafka's median {:.3}", z / r);
+    }
 }

@@ -458,3 +458,32 @@ async fn an_expired_consumer_stops_before_its_successor_starts_and_loses_nothing
     assert!(ma.group.session_expirations >= 1 && ma.group.partitions_lost >= 1, "{ma:#?}");
     assert_eq!(mb.commit_failures, 0);
 }
+
+/// `recv_many` hands over what is already fetched, in each partition's
+/// order, never more than asked and never an empty batch while running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_many_hands_over_what_is_ready_in_order_and_never_more_than_asked() {
+    let (zk, mut kafka) = topic_cluster("many", 3).await;
+    kafka.produce_generated("many", 3000, 50).await.expect("produce");
+    let mut c = consumer(&zk.connect_string(), "many", "many").start().await.expect("start");
+    let mut next = [0u64; 3];
+    let (mut got, mut largest) = (0, 0);
+    within("3000 messages in batches", Duration::from_secs(30), async {
+        while got < 3000 {
+            let batch = c.recv_many(256).await;
+            assert!((1..=256).contains(&batch.len()), "a batch of {}", batch.len());
+            largest = largest.max(batch.len());
+            for m in &batch {
+                let p = m.partition().0 as usize;
+                assert_eq!(m.offset(), next[p], "partition {p} in order, nothing skipped or repeated");
+                next[p] += 1;
+                m.ack();
+            }
+            got += batch.len();
+        }
+    })
+    .await;
+    assert_eq!(next.iter().sum::<u64>(), 3000);
+    assert!(largest > 1, "batches hold what was fetched together");
+    c.stop().await.expect("stop");
+}

@@ -66,7 +66,12 @@ async fn every_subcommand_against_the_test_cluster() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(json).collect();
     assert_eq!(lines.len(), 50);
+    // Fields in a fixed order, straight from the message.
+    let first = text(&out.stdout).lines().next().unwrap().to_owned();
+    assert!(first.starts_with(r#"{"topic":"cli","partition":"#), "{first}");
     for l in &lines {
+        let value = l["value"].as_str().expect("the value as text");
+        assert!(zkbalance::testkit::protocol::parse_generated_value("cli", value.as_bytes()).is_some(), "{value}");
         for key in ["key", "value", "partition", "offset", "timestamp", "topic"] {
             assert!(l.get(key).is_some(), "{key} missing in {l}");
         }

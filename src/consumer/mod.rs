@@ -240,14 +240,52 @@ impl BalancedConsumer {
     /// nothing it may no longer own, before any event reached it.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
+            match self.next_ready() {
+                Ready::Message(m) => return Some(m),
+                Ready::Empty => {
+                    self.release_taken();
+                    self.take_batch().await?;
+                }
+                Ready::Lapsed => {
+                    self.release_taken();
+                    // Any renewal or loss after the check wakes this.
+                    self.pulse.changed().await.ok()?;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next message like [`recv`](Self::recv), then adds
+    /// every further message already fetched and deliverable now, up to
+    /// `max` in all, without waiting again: for applications that write or
+    /// commit per batch. Each is checked against its lease as `recv` checks
+    /// it. Empty once the consumer stopped. Cancel-safe (only the first
+    /// wait can be cancelled).
+    pub async fn recv_many(&mut self, max: usize) -> Vec<Message> {
+        let mut out = Vec::new();
+        let Some(first) = self.recv().await else { return out };
+        out.push(first);
+        while out.len() < max {
+            match self.next_ready() {
+                Ready::Message(m) => out.push(m),
+                Ready::Lapsed => break,
+                Ready::Empty => match self.incoming.try_recv() {
+                    Ok(runs) => self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter()))),
+                    Err(_) => break,
+                },
+            }
+        }
+        out
+    }
+
+    /// The next buffered message that may be handed over now, checked at
+    /// this instant against its partition's lease; or why there is none.
+    fn next_ready(&mut self) -> Ready {
+        loop {
             let now = crate::coord::clock::now();
             let verdict = match self.front() {
                 Some(cell) => cell.gate.check(now),
-                None => {
-                    self.release_taken();
-                    self.take_batch().await?;
-                    continue;
-                }
+                None => return Ready::Empty,
             };
             match verdict {
                 Verdict::Deliver => {}
@@ -259,12 +297,7 @@ impl BalancedConsumer {
                     }
                     continue;
                 }
-                Verdict::Lapsed => {
-                    self.release_taken();
-                    // Any renewal or loss after the check above wakes this.
-                    self.pulse.changed().await.ok()?;
-                    continue;
-                }
+                Verdict::Lapsed => return Ready::Lapsed,
             }
             let (cell, messages) = self.pending.front_mut().expect("front() found a message");
             let (cell, f) = (Arc::clone(cell), messages.next().expect("front() found a message"));
@@ -280,7 +313,7 @@ impl BalancedConsumer {
             let bytes = f.payload.as_ref().map_or(0, |b| b.len()) + f.key.as_ref().map_or(0, |b| b.len());
             self.delivered.0 += 1;
             self.delivered.1 += bytes as u64;
-            return Some(Message {
+            return Ready::Message(Message {
                 offset,
                 key: f.key,
                 payload: f.payload,
@@ -388,4 +421,13 @@ impl Drop for BalancedConsumer {
     fn drop(&mut self) {
         self.shared.fetcher.stop_soon();
     }
+}
+
+/// What the buffer holds for the application at this instant.
+enum Ready {
+    Message(Message),
+    /// Nothing buffered: wait for the fetcher.
+    Empty,
+    /// The front partition's lease has lapsed: wait for a renewal or loss.
+    Lapsed,
 }

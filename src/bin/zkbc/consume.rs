@@ -1,11 +1,14 @@
 //! `zkbc consume`: a balanced group member printing what it consumes.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use zkbalance::consumer::{BalancedConsumer, ConsumerMetrics, Message};
 use zkbalance::offsets::{OffsetReset, OffsetStorage};
 use zkbalance::znode::Flavour;
+
+use serde::Serialize;
 
 use crate::errors::CliError;
 
@@ -66,13 +69,6 @@ pub struct Args {
     connect_timeout_ms: u64,
 }
 
-fn json_bytes(b: Option<&[u8]>) -> serde_json::Value {
-    match b {
-        None => serde_json::Value::Null,
-        Some(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Output {
     Text,
@@ -80,37 +76,89 @@ enum Output {
     Audit,
 }
 
-fn print(out: &mut impl Write, m: &Message, format: Output, member: &str) -> std::io::Result<()> {
-    match format {
-        Output::Json => {
-            let v = serde_json::json!({
-                "topic": m.topic().as_str(),
-                "partition": m.partition().0,
-                "offset": m.offset(),
-                "timestamp": m.timestamp(),
-                "key": json_bytes(m.key()),
-                "value": json_bytes(m.payload()),
-            });
-            writeln!(out, "{v}")
-        }
-        Output::Audit => {
-            let at = m.delivered_at().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-            let v = serde_json::json!({
-                "member": member,
-                "session": m.session(),
-                "generation": m.generation(),
-                "topic": m.topic().as_str(),
-                "partition": m.partition().0,
-                "offset": m.offset(),
-                "at_us": at,
-            });
-            writeln!(out, "{v}")
-        }
+/// A key or value as JSON: text as is, other bytes lossily (no allocation
+/// for valid UTF-8).
+fn text(b: Option<&[u8]>) -> Option<Cow<'_, str>> {
+    b.map(String::from_utf8_lossy)
+}
+
+/// One `--format json` line, serialised straight from the message.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: u64,
+    timestamp: Option<i64>,
+    key: Option<Cow<'a, str>>,
+    value: Option<Cow<'a, str>>,
+}
+
+/// One `--format audit` line.
+#[derive(Serialize)]
+struct AuditLine<'a> {
+    member: &'a str,
+    session: u64,
+    generation: u64,
+    topic: &'a str,
+    partition: i32,
+    offset: u64,
+    at_us: u128,
+}
+
+/// Appends `m` as one line of `format` to `out`.
+fn render(out: &mut Vec<u8>, m: &Message, format: Output, member: &str) {
+    // Writing to a Vec cannot fail, nor can serialising these structs.
+    let _ = match format {
+        Output::Json => serde_json::to_writer(
+            &mut *out,
+            &JsonLine {
+                topic: m.topic().as_str(),
+                partition: m.partition().0,
+                offset: m.offset(),
+                timestamp: m.timestamp(),
+                key: text(m.key()),
+                value: text(m.payload()),
+            },
+        ),
+        Output::Audit => serde_json::to_writer(
+            &mut *out,
+            &AuditLine {
+                member,
+                session: m.session(),
+                generation: m.generation(),
+                topic: m.topic().as_str(),
+                partition: m.partition().0,
+                offset: m.offset(),
+                at_us: m.delivered_at().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros()),
+            },
+        ),
         Output::Text => {
-            out.write_all(m.payload().unwrap_or_default())?;
-            out.write_all(b"\n")
+            out.extend_from_slice(m.payload().unwrap_or_default());
+            Ok(())
         }
+    };
+    out.push(b'\n');
+}
+
+/// Writes a batch in one go and acknowledges it once written: a message
+/// is done when it is out of the process, never before.
+fn write_batch(
+    out: &mut impl Write,
+    buf: &mut Vec<u8>,
+    batch: &[Message],
+    format: Output,
+    member: &str,
+) -> std::io::Result<()> {
+    buf.clear();
+    for m in batch {
+        render(buf, m, format, member);
     }
+    out.write_all(buf)?;
+    out.flush()?;
+    for m in batch {
+        m.ack();
+    }
+    Ok(())
 }
 
 fn status(m: &ConsumerMetrics, started: Instant) -> String {
@@ -148,6 +196,9 @@ fn with_mutant(
 ) -> Result<zkbalance::consumer::ConsumerBuilder, CliError> {
     Ok(builder)
 }
+
+/// Most messages written (and acknowledged) per batch.
+const BATCH: usize = 4096;
 
 pub async fn run(args: Args) -> Result<(), CliError> {
     let mut builder = BalancedConsumer::builder()
@@ -196,8 +247,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::Internal(format!("cannot watch SIGTERM: {e}")))?;
     let mut count = 0u64;
     let stdout = std::io::stdout();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut first_at = None;
     let result = loop {
-        if args.max_messages.is_some_and(|max| count >= max) {
+        let left = args.max_messages.map_or(BATCH, |max| max.saturating_sub(count).min(BATCH as u64) as usize);
+        if left == 0 {
             break Ok(());
         }
         tokio::select! {
@@ -207,25 +261,32 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 let line = status(&consumer.metrics(), started);
                 if live { eprint!("\r\x1b[2K{line}") } else { eprintln!("{line}") }
             }
-            m = consumer.recv() => {
-                let Some(m) = m else { break Ok(()) };
-                // Acknowledged once written: a message is done when printed.
-                if let Err(e) = print(&mut stdout.lock(), &m, format, &member) {
+            batch = consumer.recv_many(left) => {
+                if batch.is_empty() {
+                    break Ok(());
+                }
+                first_at.get_or_insert_with(Instant::now);
+                if let Err(e) = write_batch(&mut stdout.lock(), &mut buf, &batch, format, &member) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
                         break Ok(());
                     }
                     break Err(CliError::Internal(format!("writing to stdout: {e}")));
                 }
-                m.ack();
-                count += 1;
+                count += batch.len() as u64;
             }
         }
     };
+    let last_at = Instant::now();
     let final_status = status(&consumer.metrics(), started);
     consumer.stop().await?;
     if live {
         eprintln!();
     }
     eprintln!("{final_status}; stopped cleanly");
+    if let Some(first) = first_at {
+        // Machine-readable, for benches/throughput.rs.
+        let secs = last_at.duration_since(first).as_secs_f64();
+        eprintln!("output: {count} messages in {secs:.6} s from the first");
+    }
     result
 }
