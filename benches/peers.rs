@@ -13,8 +13,9 @@
 //! its Scala-range share the moment each owner znode is released. The
 //! clock runs from the moment its registration became readable (the fill,
 //! or the one create) until the owner znodes equal the split that counts
-//! it, sampled every millisecond. Then the peer leaves and the group
-//! settles back. Medians and maxima are printed, and the ratio of medians.
+//! it, sampled every millisecond. Then the peer leaves, the group settles
+//! back, and the next round starts 200 ms later. Medians and maxima are
+//! printed, and the ratio of medians.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ use zookeeper_client::Client;
 const GROUP: &str = "bench";
 const TOPIC: &str = "t";
 const PARTITIONS: i32 = 6;
+/// Pause between rounds: longer than the coalescing window (50 ms).
+const QUIET: Duration = Duration::from_millis(200);
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -115,6 +118,10 @@ async fn main() {
         if round % 2 == 0 { &mut two_step } else { &mut one_step }.push(took);
         peer.close();
         settle(&observer, &two).await;
+        // Every round starts from a quiet group, so each registration is an
+        // isolated change, not one inside the previous round's coalescing
+        // window.
+        tokio::time::sleep(QUIET).await;
     }
     let (m2, m1) = (median(&mut two_step), median(&mut one_step));
     println!(

@@ -29,24 +29,29 @@ async fn pykafka_701_a_waiting_member_does_not_stall_a_newcomer() {
     // A's application: one worker per lease, each waiting for messages that
     // never come (the topic is idle), and for the lease to end.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
     let workers = tokio::spawn(async move {
         while let Some(event) = a_events.recv().await {
             if let GroupEvent::Assigned { leases, .. } = event {
                 for mut lease in leases {
-                    let done = done_tx.clone();
+                    let (done, started) = (done_tx.clone(), started_tx.clone());
                     tokio::spawn(async move {
-                        let waited_from = Instant::now();
+                        let waiting_since = Instant::now();
+                        let _ = started.send(());
                         let ending = tokio::select! {
                             () = std::future::pending::<()>() => unreachable!(),
                             ending = lease.ended() => ending,
                         };
-                        let _ = done.send((lease.topic_partition().partition.0, ending, waited_from.elapsed()));
+                        let _ = done.send((lease.topic_partition().partition.0, ending, waiting_since));
                     });
                 }
             }
         }
     });
     owns(&a, 8, "A to own all 8 partitions").await;
+    for _ in 0..8 {
+        within("A's 8 workers to be waiting", Duration::from_secs(5), started_rx.recv()).await.unwrap();
+    }
 
     let joined_at = Instant::now();
     let b = join(&zk.connect_string(), "g701", "idle").await;
@@ -56,9 +61,9 @@ async fn pykafka_701_a_waiting_member_does_not_stall_a_newcomer() {
     assert!(took < Duration::from_secs(1), "B owned its share after {took:?}; must be under 1 s");
     owns(&a, 4, "A to keep the other half").await;
     for _ in 0..4 {
-        let (p, ending, waited) = within("A's revoked workers", Duration::from_secs(2), done_rx.recv()).await.unwrap();
+        let (p, ending, since) = within("A's revoked workers", Duration::from_secs(2), done_rx.recv()).await.unwrap();
         assert_eq!(ending, Ending::Revoked, "partition {p}");
-        assert!(waited > took / 2, "A's worker for {p} was waiting when the rebalance came");
+        assert!(since < joined_at, "A's worker for {p} was waiting all through B's join");
     }
     let c = zk.connect_string();
     let client = zkbalance::testkit::connect(&c, SESSION).await.unwrap();

@@ -58,7 +58,9 @@ pub struct BalanceConfig {
     pub strategy: Strategy,
     /// The negotiated ZooKeeper session timeout.
     pub session_timeout: Duration,
-    /// How long watch events are gathered before one read.
+    /// The coalescing window: a watch event with no group read in the last
+    /// `coalesce` is read at once; events within the window of the last
+    /// read are gathered into one read at the window's end.
     pub coalesce: Duration,
     /// First claim backoff; doubles per attempt up to `backoff_max`.
     pub backoff_initial: Duration,

@@ -94,11 +94,7 @@ impl Balancer {
                     self.reconcile_due = Some(now + self.cfg.reconcile_interval);
                     self.schedule_read(now);
                 }
-                if self.read_issued_at.is_none() && self.read_due.is_some_and(|t| t <= now) {
-                    self.read_due = None;
-                    self.read_issued_at = Some(now);
-                    out.push(Action::ReadGroup);
-                }
+                self.read_if_due(out);
                 let due: Vec<TopicPartition> = self
                     .claims
                     .iter()

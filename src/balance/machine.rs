@@ -65,6 +65,9 @@ pub struct Balancer {
     pub(super) suspended: bool,
     pub(super) snapshot: Option<GroupSnapshot>,
     pub(super) read_issued_at: Option<Time>,
+    /// When the last group read was issued: the start of the coalescing
+    /// window.
+    pub(super) last_read_at: Option<Time>,
     pub(super) read_due: Option<Time>,
     pub(super) reconcile_due: Option<Time>,
     pub(super) register_retry_at: Option<Time>,
@@ -107,6 +110,7 @@ impl Balancer {
             suspended: false,
             snapshot: None,
             read_issued_at: None,
+            last_read_at: None,
             read_due: None,
             reconcile_due: None,
             register_retry_at: None,
@@ -261,7 +265,13 @@ impl Balancer {
             },
             Input::Changed => {
                 if self.phase == Phase::Running {
-                    self.schedule_read(self.now + self.cfg.coalesce);
+                    // Leading edge: an isolated change is read at once;
+                    // what follows within the window of the last read is
+                    // gathered into one read at its end, so a storm still
+                    // costs one read per window.
+                    let window_end = self.read_issued_at.or(self.last_read_at).map(|t| t + self.cfg.coalesce);
+                    self.schedule_read(window_end.map_or(self.now, |end| end.max(self.now)));
+                    self.read_if_due(&mut out);
                 }
             }
             Input::Snapshot(snapshot) => {
@@ -344,5 +354,15 @@ impl Balancer {
 
     pub(super) fn schedule_read(&mut self, at: Time) {
         self.read_due = Some(self.read_due.map_or(at, |due| due.min(at)));
+    }
+
+    /// Issues the group read if one is due and none is in flight.
+    pub(super) fn read_if_due(&mut self, out: &mut Vec<Action>) {
+        if self.read_issued_at.is_none() && self.read_due.is_some_and(|t| t <= self.now) {
+            self.read_due = None;
+            self.read_issued_at = Some(self.now);
+            self.last_read_at = Some(self.now);
+            out.push(Action::ReadGroup);
+        }
     }
 }

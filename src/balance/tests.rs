@@ -98,16 +98,22 @@ fn a_lone_member_claims_everything_and_publishes_one_generation_per_change() {
 }
 
 #[test]
-fn a_burst_of_watch_events_is_one_read() {
+fn an_isolated_change_is_read_at_once_and_a_burst_after_it_is_one_read() {
     let mut b = machine("a");
     joined(&mut b, snapshot(&["a"], 1, &[]));
     claim_all(&mut b, 3, &[0]);
-    for t in 10..20 {
-        assert!(b.handle(ms(t), Input::Changed).is_empty(), "no read inside the window");
+    // The last read went out at 1 ms: a change at 100 ms is acted on at once.
+    assert_eq!(b.handle(ms(100), Input::Changed), [Action::ReadGroup], "no wait for an isolated change");
+    // A burst while that read is in flight and within its window...
+    for t in 101..120 {
+        assert!(b.handle(ms(t), Input::Changed).is_empty(), "no second read inside the window");
     }
-    assert_eq!(b.next_deadline(), Some(ms(60)), "one read, coalesce after the first event");
-    assert_eq!(b.handle(ms(60), Input::Tick), [Action::ReadGroup]);
-    assert!(b.handle(ms(61), Input::Tick).is_empty(), "only one read in flight");
+    b.handle(ms(110), Input::Snapshot(snapshot(&["a"], 1, &[(0, "a")])));
+    // ...is one read, at the end of the window that began at 100 ms.
+    assert_eq!(b.next_deadline(), Some(ms(150)));
+    assert!(b.handle(ms(149), Input::Tick).is_empty());
+    assert_eq!(b.handle(ms(150), Input::Tick), [Action::ReadGroup]);
+    assert!(b.handle(ms(151), Input::Tick).is_empty(), "only one read in flight");
 }
 
 #[test]
@@ -317,10 +323,10 @@ fn blocked(actions: &[Action]) -> Option<(Vec<String>, bool)> {
 
 /// Reads again at `at` (past any backoff) and answers with `snap`.
 fn reread(b: &mut Balancer, at: u64, snap: GroupSnapshot) -> Vec<Action> {
-    b.handle(ms(at), Input::Changed);
+    let mut issued = b.handle(ms(at), Input::Changed);
     b.handle(ms(at + 1000), Input::Heartbeat { sent_at: ms(at + 1000) });
-    let tick = b.handle(ms(at + 1000), Input::Tick);
-    assert!(tick.contains(&Action::ReadGroup), "{tick:?}");
+    issued.extend(b.handle(ms(at + 1000), Input::Tick));
+    assert!(issued.contains(&Action::ReadGroup), "{issued:?}");
     b.handle(ms(at + 1001), Input::Snapshot(snap))
 }
 

@@ -275,7 +275,9 @@ impl GroupBuilder {
         self
     }
 
-    /// How long watch events are gathered into one rebalance (default 50 ms).
+    /// The coalescing window (default 50 ms): a watch event arriving with
+    /// no group read in the last window is acted on at once; events within
+    /// the window of the last read are gathered into one read at its end.
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
         self
