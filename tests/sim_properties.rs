@@ -289,7 +289,7 @@ fn one_pykafka_topic(seed: u64, members: u8, partitions: u8) -> SimConfig {
 #[test]
 fn found_cases_stay_fixed() {
     use Step::*;
-    let cases: [(&str, SimConfig, Vec<Step>); 8] = [
+    let cases: [(&str, SimConfig, Vec<Step>); 9] = [
         (
             "a member whose lease lapsed committed a revoked partition after its new owner started",
             one_pykafka_topic(5403720014955459047, 4, 13),
@@ -410,6 +410,11 @@ fn found_cases_stay_fixed() {
              created at the same path (take-overs of owner znodes are gone)",
             config(4337744907564097443, 2, 15),
             vec![Wait(375), Wait(418), Disconnect(29, 451), Join, ForeignClaim(0, 200), Restart(136), Join],
+        ),
+        (
+            "a claim whose answer was lost left an owner znode of ours under the partition's old leader; every              later claim saw it as a peer's and the member waited on itself",
+            config(2482757501647178664, 4, 5),
+            vec![Leave(20), Disconnect(3, 398), MoveLeader(37)],
         ),
     ];
     for (bug, cfg, steps) in cases {

@@ -17,6 +17,12 @@
 //! reads see everything before its own writes, so the later claimer always
 //! sees the earlier znode — and withdraws its own; the earlier keeps it.
 //! Exactly one claim survives, before either member delivers.
+//!
+//! A claim whose answer was lost may have created its znode; if the
+//! partition's leader moves before the next attempt, that znode stands
+//! under the old name. The next attempt finds it among the other names,
+//! sees it is this session's, and deletes it before creating its own — else
+//! the member would wait on itself until its session ends.
 
 use crate::assign::Slot;
 use crate::balance::ClaimOutcome;
@@ -54,6 +60,10 @@ fn list(dirs: &[String]) -> Vec<Request> {
 enum Stage {
     Start,
     Listed,
+    /// Owner znodes under other names of the partition: whose are they?
+    Foreign(Vec<String>),
+    /// Orphans of ours under an old name are being deleted.
+    Orphans,
     /// The owner directories were missing (a topic a wildcard just
     /// matched): made, list again.
     Dirs,
@@ -137,8 +147,13 @@ impl Procedure for Claim {
             }
             Stage::Listed => match existing(&self.layout, &self.tp, &self.dirs, replies) {
                 Err(e) => Step::Done(ClaimOutcome::Failed(e)),
-                // Another name for the partition is a peer's claim.
-                Ok(found) if found.iter().any(|p| !self.paths.contains(p)) => Step::Done(ClaimOutcome::Taken),
+                // Another name for the partition: a peer's claim, or an
+                // orphan of ours (read them to tell).
+                Ok(found) if found.iter().any(|p| !self.paths.contains(p)) => {
+                    let others: Vec<String> = found.into_iter().filter(|p| !self.paths.contains(p)).collect();
+                    self.stage = Stage::Foreign(others.clone());
+                    Step::Send(others.into_iter().map(|path| Request::Data { path, watch: false }).collect())
+                }
                 Ok(_) => {
                     self.stage = Stage::Created;
                     let writes = self
@@ -148,6 +163,42 @@ impl Procedure for Claim {
                         .collect();
                     Step::Send(vec![Request::Multi(writes)])
                 }
+            },
+            Stage::Foreign(paths) => {
+                let mut orphans = Vec::new();
+                for (path, reply) in paths.iter().zip(replies) {
+                    match reply.data() {
+                        // Ours, from this very session, under a name the
+                        // partition no longer has: a claim whose answer was
+                        // lost before its leader moved. Nothing was ever
+                        // delivered under it; left standing it would block
+                        // the partition for as long as the session lives.
+                        Ok(Some((data, stat)))
+                            if self.layout.is_ours(&data) && stat.ephemeral_owner == self.session =>
+                        {
+                            orphans.push(path.clone())
+                        }
+                        Ok(Some(_)) => return Step::Done(ClaimOutcome::Taken),
+                        Ok(None) => {}
+                        Err(e) => return Step::Done(ClaimOutcome::Failed(ZkCallError::new("read", path, e))),
+                    }
+                }
+                if orphans.is_empty() {
+                    self.stage = Stage::Listed;
+                    return Step::Send(list(&self.dirs));
+                }
+                tracing::info!(tp = %self.tp, ?orphans, "removing an owner znode of ours left under an old name");
+                self.stage = Stage::Orphans;
+                let deletes = orphans.into_iter().map(|path| Write::Delete { path, version: None }).collect();
+                Step::Send(vec![Request::Multi(deletes)])
+            }
+            Stage::Orphans => match replies.into_iter().next().map(Reply::multi) {
+                Some(Ok(_)) | Some(Err(MultiFailure { code: ZkCode::NoNode, .. })) => {
+                    self.stage = Stage::Listed;
+                    Step::Send(list(&self.dirs))
+                }
+                Some(Err(f)) => self.failed("delete orphan", f.code),
+                None => self.failed("delete orphan", ZkCode::Other("no reply".into())),
             },
             Stage::Dirs => {
                 for (dir, reply) in self.dirs.iter().zip(replies) {

@@ -81,6 +81,26 @@ impl Supervised {
         Self { child: Some(child), what: what.into() }
     }
 
+    /// Starts `cmd` as a child that dies with this process (SIGKILL on our
+    /// death) and is killed when dropped: for benches and tools that run
+    /// member processes.
+    ///
+    /// # Errors
+    /// The spawn's I/O error.
+    pub fn spawn(cmd: Command, what: impl Into<String>) -> io::Result<Self> {
+        Ok(Self::new(spawn(cmd)?, what))
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the child, if it runs.
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) on our own, not yet reaped, child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+
     /// The child's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

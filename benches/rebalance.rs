@@ -1,0 +1,278 @@
+//! Rebalance latency with member processes over a real ZooKeeper, timed
+//! from ZooKeeper's own znode stats, with ZooKeeper's request counts.
+//!
+//! ```text
+//! cargo bench --features cli --bench rebalance
+//! ZKB_BENCH_TRIALS=30 ZKB_BENCH_SESSION_MS=6000 cargo bench --features cli --bench rebalance
+//! ```
+//!
+//! Every member is a `zkbc consume` process (release build, Scala layout,
+//! output to /dev/null) on a private standalone ZooKeeper and the mock
+//! Kafka cluster. A rebalance is settled when the owner znodes equal the
+//! Scala range split of the members then registered; its end is the
+//! largest `ctime` among them (ZooKeeper's clock). Cases:
+//!
+//! - **join**: one member runs; another starts. From the `ctime` of the
+//!   newcomer's member znode to the end.
+//! - **leave**: that newcomer gets SIGTERM. From the moment an observer's
+//!   watch saw its member znode deleted to the end (same host clock).
+//! - **kill -9**: the newcomer is SIGKILLed. Reported twice: from the kill
+//!   to the deletion of its member znode (the session expiry, the server's
+//!   business) and from that deletion to the end (ours).
+//! - **N at once**: N members start together on a fresh group. From the
+//!   last member znode's `ctime` to the end.
+//!
+//! ZooKeeper packets: `zk_packets_received` from `mntr` before and after.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zkbalance::testkit::peer::scala_range;
+use zkbalance::testkit::{KafkaCluster, Supervised, ZooKeeper};
+use zookeeper_client::Client;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+struct Rig {
+    zk: ZooKeeper,
+    _kafka: KafkaCluster,
+    observer: Client,
+    session_ms: u64,
+}
+
+impl Rig {
+    fn member(&self, group: &str, topic: &str) -> Supervised {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkbc"));
+        cmd.args(["consume", "--zookeeper", &self.zk.connect_string(), "--group", group, "--topic", topic])
+            .args(["--flavour", "scala", "--format", "text", "--commit-interval-ms", "1000"])
+            .arg(format!("--session-timeout-ms={}", self.session_ms))
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Supervised::spawn(cmd, "zkbc consume").expect("zkbc starts")
+    }
+
+    async fn members(&self, group: &str) -> BTreeSet<String> {
+        self.observer.list_children(&format!("/consumers/{group}/ids")).await.unwrap_or_default().into_iter().collect()
+    }
+
+    /// Waits until `n` members are registered; returns them.
+    async fn registered(&self, group: &str, n: usize) -> BTreeSet<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ids = self.members(group).await;
+            if ids.len() == n {
+                return ids;
+            }
+            assert!(Instant::now() < deadline, "{n} members did not register: {ids:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn ctime(&self, path: &str) -> i64 {
+        self.observer.check_stat(path).await.ok().flatten().map_or(0, |s| s.ctime)
+    }
+
+    /// Waits until the owner znodes of `topic` are the Scala range split of
+    /// `ids`; returns the largest owner `ctime`.
+    async fn settled(&self, group: &str, topic: &str, partitions: i32, ids: &BTreeSet<String>) -> i64 {
+        let subs: BTreeMap<String, BTreeMap<String, u32>> =
+            ids.iter().map(|m| (m.clone(), [(topic.to_string(), 1)].into_iter().collect())).collect();
+        let want = scala_range(&subs, &[(topic.to_string(), partitions)].into_iter().collect())
+            .remove(topic)
+            .unwrap_or_default();
+        let dir = format!("/consumers/{group}/owners/{topic}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut got = BTreeMap::new();
+            let mut last = 0;
+            for child in self.observer.list_children(&dir).await.unwrap_or_default() {
+                if let (Ok(p), Ok((data, stat))) =
+                    (child.parse::<i32>(), self.observer.get_data(&format!("{dir}/{child}")).await)
+                {
+                    got.insert(p, String::from_utf8_lossy(&data).into_owned());
+                    last = last.max(stat.ctime);
+                }
+            }
+            if got == want {
+                return last;
+            }
+            assert!(Instant::now() < deadline, "no convergence: want {want:?}, got {got:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Waits for `path` to be deleted; returns the wall time the watch fired.
+    async fn deleted(&self, path: &str) -> i64 {
+        loop {
+            match self.observer.check_and_watch_stat(path).await {
+                Ok((None, _)) => return wall_ms(),
+                Ok((Some(_), watcher)) => {
+                    let event = tokio::time::timeout(Duration::from_secs(60), watcher.changed())
+                        .await
+                        .unwrap_or_else(|_| panic!("{path} was not deleted within 60 s"));
+                    if event.event_type == zookeeper_client::EventType::NodeDeleted {
+                        return wall_ms();
+                    }
+                }
+                Err(e) => panic!("watching {path}: {e}"),
+            }
+        }
+    }
+
+    async fn packets(&self) -> u64 {
+        let ask = async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.zk.client_port(0))).await.ok()?;
+            s.write_all(b"mntr").await.ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.ok()?;
+            out.lines().find_map(|l| l.strip_prefix("zk_packets_received")).and_then(|v| v.trim().parse().ok())
+        };
+        tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten().expect("mntr answers")
+    }
+}
+
+/// Stops a member with SIGTERM and waits for it to exit.
+async fn terminate(mut m: Supervised) {
+    m.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !m.has_exited() {
+        assert!(Instant::now() < deadline, "a member did not exit on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[derive(Default)]
+struct Figures(Vec<f64>);
+
+impl Figures {
+    fn push(&mut self, v: f64) {
+        self.0.push(v);
+    }
+
+    fn line(&mut self, what: &str, unit: &str) {
+        let v = &mut self.0;
+        if v.is_empty() {
+            return;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  {what:<44} median {:>7.1} {unit}  p90 {:>7.1}  p99 {:>7.1}  max {:>7.1}  (n = {})",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            v[v.len() - 1],
+            v.len()
+        );
+    }
+}
+
+async fn join_and_leave(rig: &Rig, partitions: i32, trials: u64, kill: bool) {
+    let (group, topic) = (format!("jl{partitions}{}", if kill { "k" } else { "" }), format!("t{partitions}"));
+    let _base = rig.member(&group, &topic);
+    let ids = rig.registered(&group, 1).await;
+    rig.settled(&group, &topic, partitions, &ids).await;
+    let (mut join, mut join_packets, mut leave, mut leave_packets) =
+        (Figures::default(), Figures::default(), Figures::default(), Figures::default());
+    let (mut expiry, mut takeover) = (Figures::default(), Figures::default());
+    for _ in 0..trials {
+        // A quiet group at the start of every trial.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = rig.packets().await;
+        let newcomer = rig.member(&group, &topic);
+        let all = rig.registered(&group, 2).await;
+        let id = all.difference(&ids).next().expect("the newcomer").clone();
+        let member_path = format!("/consumers/{group}/ids/{id}");
+        let registered = rig.ctime(&member_path).await;
+        let end = rig.settled(&group, &topic, partitions, &all).await;
+        join.push((end - registered) as f64);
+        join_packets.push((rig.packets().await - before) as f64);
+
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = rig.packets().await;
+        let gone = if kill {
+            let mut newcomer = newcomer;
+            let killed = wall_ms();
+            newcomer.kill();
+            let gone = rig.deleted(&member_path).await;
+            expiry.push((gone - killed) as f64);
+            gone
+        } else {
+            let watching = rig.deleted(&member_path);
+            let (gone, ()) = tokio::join!(watching, terminate(newcomer));
+            gone
+        };
+        let end = rig.settled(&group, &topic, partitions, &ids).await;
+        if kill {
+            takeover.push((end - gone).max(0) as f64);
+        } else {
+            leave.push((end - gone).max(0) as f64);
+            leave_packets.push((rig.packets().await - before) as f64);
+        }
+    }
+    if !kill {
+        join.line(&format!("join, {partitions} partitions (ms)"), "ms");
+        join_packets.line(&format!("join, {partitions} partitions (ZooKeeper packets)"), "");
+    }
+    if kill {
+        expiry.line("kill -9: kill -> member znode gone (ms)", "ms");
+        takeover.line(&format!("kill -9: gone -> survivor owns all, {partitions} p (ms)"), "ms");
+    } else {
+        leave.line(&format!("leave, {partitions} partitions (ms)"), "ms");
+        leave_packets.line(&format!("leave, {partitions} partitions (ZooKeeper packets)"), "");
+    }
+}
+
+async fn at_once(rig: &Rig, n: usize, partitions: i32, trials: u64) {
+    let topic = format!("t{partitions}");
+    let (mut settle, mut packets) = (Figures::default(), Figures::default());
+    for trial in 0..trials {
+        let group = format!("n{n}-{trial}");
+        let before = rig.packets().await;
+        let members: Vec<Supervised> = (0..n).map(|_| rig.member(&group, &topic)).collect();
+        let ids = rig.registered(&group, n).await;
+        let mut last = 0;
+        for id in &ids {
+            last = last.max(rig.ctime(&format!("/consumers/{group}/ids/{id}")).await);
+        }
+        let end = rig.settled(&group, &topic, partitions, &ids).await;
+        settle.push((end - last).max(0) as f64);
+        packets.push((rig.packets().await - before) as f64);
+        for m in members {
+            terminate(m).await;
+        }
+    }
+    settle.line(&format!("{n} at once, {partitions} p: last registration -> settled (ms)"), "ms");
+    packets.line(&format!("{n} at once, {partitions} p (ZooKeeper packets, incl. joins)"), "");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let trials = env("ZKB_BENCH_TRIALS", 30);
+    let session_ms = env("ZKB_BENCH_SESSION_MS", 6000);
+    assert!(Path::new(env!("CARGO_BIN_EXE_zkbc")).exists(), "the zkbc binary is built");
+    let zk = ZooKeeper::standalone().await.expect("ZooKeeper");
+    let mut kafka = KafkaCluster::start(&zk.connect_string(), 1).await.expect("mock Kafka");
+    for p in [6, 32] {
+        kafka.create_topic(&format!("t{p}"), p, 1).await.expect("topic");
+    }
+    let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(30)).await.expect("observer");
+    let rig = Rig { zk, _kafka: kafka, observer, session_ms };
+    println!("zkbc consume members, Scala layout, {session_ms} ms sessions, {trials} trials per case (release build)");
+    join_and_leave(&rig, 6, trials, false).await;
+    join_and_leave(&rig, 32, trials, false).await;
+    join_and_leave(&rig, 6, env("ZKB_BENCH_KILL_TRIALS", trials), true).await;
+    at_once(&rig, 8, 32, trials).await;
+    at_once(&rig, 16, 32, trials).await;
+}
