@@ -270,7 +270,7 @@ impl BalancedConsumer {
                 Ready::Message(m) => out.push(m),
                 Ready::Lapsed => break,
                 Ready::Empty => match self.incoming.try_recv() {
-                    Ok(runs) => self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter()))),
+                    Ok(runs) => self.queue(runs),
                     Err(_) => break,
                 },
             }
@@ -345,8 +345,13 @@ impl BalancedConsumer {
     /// Waits for the next batch; `None` once stopped.
     async fn take_batch(&mut self) -> Option<()> {
         let runs = self.incoming.recv().await?;
-        self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter())));
+        self.queue(runs);
         Some(())
+    }
+
+    /// Queues fetched runs behind what is pending.
+    fn queue(&mut self, runs: Vec<Run<Arc<PartitionCell>>>) {
+        self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter())));
     }
 
     /// The messages as a `Stream`.

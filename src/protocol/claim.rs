@@ -104,6 +104,13 @@ impl Claim {
         Claim { layout, session, tp, paths, dirs, payload, stage: Stage::Start, made_dirs: false }
     }
 
+    /// An owner znode this very session created (a retried or orphaned
+    /// create whose answer was lost), not a peer's or an earlier
+    /// incarnation's of this member id.
+    fn ours_in_this_session(&self, data: &[u8], stat: &Stat) -> bool {
+        self.layout.is_ours(data) && stat.ephemeral_owner == self.session
+    }
+
     fn failed(&self, op: &'static str, code: ZkCode) -> Step<ClaimOutcome> {
         Step::Done(ClaimOutcome::Failed(ZkCallError::new(op, &self.paths[0], code)))
     }
@@ -173,11 +180,7 @@ impl Procedure for Claim {
                         // lost before its leader moved. Nothing was ever
                         // delivered under it; left standing it would block
                         // the partition for as long as the session lives.
-                        Ok(Some((data, stat)))
-                            if self.layout.is_ours(&data) && stat.ephemeral_owner == self.session =>
-                        {
-                            orphans.push(path.clone())
-                        }
+                        Ok(Some((data, stat))) if self.ours_in_this_session(&data, &stat) => orphans.push(path.clone()),
                         Ok(Some(_)) => return Step::Done(ClaimOutcome::Taken),
                         Ok(None) => {}
                         Err(e) => return Step::Done(ClaimOutcome::Failed(ZkCallError::new("read", path, e))),
@@ -236,11 +239,7 @@ impl Procedure for Claim {
                     match reply.data() {
                         // Created by this very session: a retried create
                         // whose answer was lost.
-                        Ok(Some((data, stat)))
-                            if self.layout.is_ours(&data) && stat.ephemeral_owner == self.session =>
-                        {
-                            ours.push(stat)
-                        }
+                        Ok(Some((data, stat))) if self.ours_in_this_session(&data, &stat) => ours.push(stat),
                         // A peer's — or an earlier incarnation's of this
                         // member id, which is waited out like a peer's: no
                         // transaction could tell its znode from one a peer

@@ -77,15 +77,6 @@ fn parse(line: &str, seq: u64) -> Option<Result<Delivery, String>> {
     }))
 }
 
-fn signal(pid: Option<u32>, sig: libc::c_int) {
-    if let Some(pid) = pid {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(pid as libc::pid_t, sig);
-        }
-    }
-}
-
 impl MemberProcess {
     /// Starts a member and waits until it has joined (its first audit line).
     pub async fn start(launch: &Launch, link: ZkLink, n: usize, journal: &Journal) -> Result<Self, TestkitError> {
@@ -171,13 +162,13 @@ impl MemberProcess {
 
     /// SIGSTOP: a GC pause or a frozen VM.
     pub fn pause(&mut self) {
-        signal(self.process.pid(), libc::SIGSTOP);
+        self.process.signal(libc::SIGSTOP);
         self.paused = true;
     }
 
     /// SIGCONT.
     pub fn resume(&mut self) {
-        signal(self.process.pid(), libc::SIGCONT);
+        self.process.signal(libc::SIGCONT);
         self.paused = false;
     }
 
@@ -198,7 +189,7 @@ impl MemberProcess {
         if self.paused {
             self.resume();
         }
-        signal(self.process.pid(), libc::SIGTERM);
+        self.process.signal(libc::SIGTERM);
         let exited = tokio::time::timeout(within, &mut self.reader).await.is_ok();
         // Reaps it (or kills it, if it hung).
         self.process.kill();
