@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --features cli --bench rebalance
 //! ZKB_BENCH_TRIALS=30 ZKB_BENCH_SESSION_MS=6000 cargo bench --features cli --bench rebalance
+//! ZKB_BENCH_CASES=join6,at8 cargo bench --features cli --bench rebalance   # a subset
 //! ```
 //!
 //! Every member is a `zkbc consume` process (release build, Scala layout,
@@ -21,6 +22,14 @@
 //!   business) and from that deletion to the end (ours).
 //! - **N at once**: N members start together on a fresh group. From the
 //!   last member znode's `ctime` to the end.
+//!
+//! - **pykafka side by side** (`peers`): join and graceful leave on 6
+//!   partitions in pykafka's layout, once with real pykafka 2.8 members
+//!   (`tests/peers/pykafka_member.py`, from the virtualenv the test command
+//!   installs in `target/peers/py`) and once with ours in the same layout;
+//!   settled when every partition has one owner znode and the members hold
+//!   an even split. A pykafka member leaves when its stdin closes (its
+//!   `stop()`), ours on SIGTERM.
 //!
 //! ZooKeeper packets: `zk_packets_received` from `mntr` before and after.
 
@@ -51,9 +60,13 @@ struct Rig {
 
 impl Rig {
     fn member(&self, group: &str, topic: &str) -> Supervised {
+        self.member_in(group, topic, "scala")
+    }
+
+    fn member_in(&self, group: &str, topic: &str, flavour: &str) -> Supervised {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkbc"));
         cmd.args(["consume", "--zookeeper", &self.zk.connect_string(), "--group", group, "--topic", topic])
-            .args(["--flavour", "scala", "--format", "text", "--commit-interval-ms", "1000"])
+            .args(["--flavour", flavour, "--format", "text", "--commit-interval-ms", "1000"])
             .arg(format!("--session-timeout-ms={}", self.session_ms))
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
@@ -108,6 +121,62 @@ impl Rig {
                 return last;
             }
             assert!(Instant::now() < deadline, "no convergence: want {want:?}, got {got:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// A pykafka 2.8 member, or `None` when the virtualenv is missing.
+    fn pykafka(&self, group: &str, topic: &str) -> Option<tokio::process::Child> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join("target/peers/py/bin/python");
+        if !python.exists() {
+            return None;
+        }
+        let child = tokio::process::Command::new(python)
+            .arg(root.join("tests/peers/pykafka_member.py"))
+            .args([self.zk.connect_string().as_str(), group, topic])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("pykafka member starts");
+        Some(child)
+    }
+
+    /// Waits until every partition of `topic` has one owner znode and the
+    /// members `ids` (owner payloads, pykafka's layout) hold an even split;
+    /// returns the largest owner `ctime`.
+    async fn settled_evenly(&self, group: &str, topic: &str, partitions: i32, ids: &BTreeSet<String>) -> i64 {
+        let n = ids.len() as i32;
+        let mut want: Vec<i32> = (0..n).map(|i| partitions / n + i32::from(i < partitions % n)).collect();
+        want.sort_unstable();
+        // pykafka on Python 3 spells the topic's owner directory `b'<topic>'`.
+        let dirs = [format!("/consumers/{group}/owners/{topic}"), format!("/consumers/{group}/owners/b'{topic}'")];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // Partition (owner znode name) -> owner; a member writing both
+            // spellings owns the partition once.
+            let (mut owners, mut last) = (BTreeMap::<String, String>::new(), 0);
+            for dir in &dirs {
+                for child in self.observer.list_children(dir).await.unwrap_or_default() {
+                    if let Ok((data, stat)) = self.observer.get_data(&format!("{dir}/{child}")).await {
+                        owners.insert(child, String::from_utf8_lossy(&data).into_owned());
+                        last = last.max(stat.ctime);
+                    }
+                }
+            }
+            let owned = owners.len() as i32;
+            let mut counts = BTreeMap::<&String, i32>::new();
+            for owner in owners.values() {
+                *counts.entry(owner).or_default() += 1;
+            }
+            let mut got: Vec<i32> = counts.values().copied().collect();
+            got.sort_unstable();
+            if owned == partitions && counts.keys().all(|k| ids.contains(*k)) && got == want {
+                return last;
+            }
+            assert!(Instant::now() < deadline, "no even split of {topic} among {ids:?}: {counts:?}");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
@@ -257,6 +326,68 @@ async fn at_once(rig: &Rig, n: usize, partitions: i32, trials: u64) {
     packets.line(&format!("{n} at once, {partitions} p (ZooKeeper packets, incl. joins)"), "");
 }
 
+enum Peer {
+    Ours(Supervised),
+    Pykafka(tokio::process::Child),
+}
+
+impl Peer {
+    async fn leave(self) {
+        match self {
+            Peer::Ours(m) => terminate(m).await,
+            Peer::Pykafka(mut child) => {
+                drop(child.stdin.take());
+                tokio::time::timeout(Duration::from_secs(30), child.wait())
+                    .await
+                    .expect("pykafka leaves within 30 s")
+                    .expect("pykafka's exit");
+            }
+        }
+    }
+}
+
+/// Join and graceful leave, 6 partitions, pykafka's layout: pykafka
+/// members, then ours, in the same run.
+async fn side_by_side(rig: &Rig, trials: u64) {
+    let (partitions, topic) = (6, "t6");
+    for pykafka in [true, false] {
+        let who = if pykafka { "pykafka 2.8" } else { "ours, pykafka layout" };
+        let group = format!("side-{}", if pykafka { "py" } else { "ours" });
+        let spawn = || -> Option<Peer> {
+            if pykafka {
+                rig.pykafka(&group, topic).map(Peer::Pykafka)
+            } else {
+                Some(Peer::Ours(rig.member_in(&group, topic, "pykafka")))
+            }
+        };
+        let Some(base) = spawn() else {
+            println!("  {who}: not measured (no virtualenv at target/peers/py: run scripts/test once)");
+            continue;
+        };
+        let ids = rig.registered(&group, 1).await;
+        rig.settled_evenly(&group, topic, partitions, &ids).await;
+        let (mut join, mut leave) = (Figures::default(), Figures::default());
+        for _ in 0..trials {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let newcomer = spawn().expect("spawned before");
+            let all = rig.registered(&group, 2).await;
+            let id = all.difference(&ids).next().expect("the newcomer").clone();
+            let member_path = format!("/consumers/{group}/ids/{id}");
+            let registered = rig.ctime(&member_path).await;
+            let end = rig.settled_evenly(&group, topic, partitions, &all).await;
+            join.push((end - registered) as f64);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let watching = rig.deleted(&member_path);
+            let (gone, ()) = tokio::join!(watching, newcomer.leave());
+            let end = rig.settled_evenly(&group, topic, partitions, &ids).await;
+            leave.push((end - gone).max(0) as f64);
+        }
+        join.line(&format!("join, 6 p, {who} (ms)"), "ms");
+        leave.line(&format!("leave, 6 p, {who} (ms)"), "ms");
+        base.leave().await;
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let trials = env("ZKB_BENCH_TRIALS", 30);
@@ -270,9 +401,25 @@ async fn main() {
     let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(30)).await.expect("observer");
     let rig = Rig { zk, _kafka: kafka, observer, session_ms };
     println!("zkbc consume members, Scala layout, {session_ms} ms sessions, {trials} trials per case (release build)");
-    join_and_leave(&rig, 6, trials, false).await;
-    join_and_leave(&rig, 32, trials, false).await;
-    join_and_leave(&rig, 6, env("ZKB_BENCH_KILL_TRIALS", trials), true).await;
-    at_once(&rig, 8, 32, trials).await;
-    at_once(&rig, 16, 32, trials).await;
+    // ZKB_BENCH_CASES=join6,join32,kill,at8,at16,peers (default: all) runs a subset.
+    let cases = std::env::var("ZKB_BENCH_CASES").unwrap_or_else(|_| "join6,join32,kill,at8,at16,peers".into());
+    let on = |case: &str| cases.split(',').any(|c| c.trim() == case);
+    if on("join6") {
+        join_and_leave(&rig, 6, trials, false).await;
+    }
+    if on("join32") {
+        join_and_leave(&rig, 32, trials, false).await;
+    }
+    if on("kill") {
+        join_and_leave(&rig, 6, env("ZKB_BENCH_KILL_TRIALS", trials), true).await;
+    }
+    if on("at8") {
+        at_once(&rig, 8, 32, trials).await;
+    }
+    if on("at16") {
+        at_once(&rig, 16, 32, trials).await;
+    }
+    if on("peers") {
+        side_by_side(&rig, env("ZKB_BENCH_PEER_TRIALS", trials)).await;
+    }
 }

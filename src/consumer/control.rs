@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rdkafka::Offset;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::metrics::Counters;
 use super::partition::PartitionCell;
+use super::start::{self, Place, StartBatch};
 use super::RebalanceListener;
 use crate::coord::{Ending, GroupEvent, Lease};
 use crate::fetch::Fetcher;
@@ -115,13 +115,28 @@ pub(crate) async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 None => break,
-                Some(GroupEvent::Assigned { generation, leases, .. }) => {
+                Some(GroupEvent::Assigned { mut generation, mut leases, .. }) => {
+                    // A rebalance's claims complete one by one, each its own
+                    // event: take those already queued together, so their
+                    // partitions start in one call and the listener hears
+                    // of them once.
+                    while let Ok(next) = events.try_recv() {
+                        match next {
+                            GroupEvent::Assigned { generation: g, leases: more, .. } => {
+                                generation = g;
+                                leases.extend(more);
+                            }
+                            other => log_event(other),
+                        }
+                    }
                     let fresh: Vec<TopicPartition> = leases.iter().map(|l| l.topic_partition().clone()).collect();
                     let mut ready = Vec::new();
+                    let batch = StartBatch::new(leases.len());
                     for lease in leases {
                         let (tx, rx) = oneshot::channel();
                         ready.push(rx);
-                        tasks.spawn(partition(Arc::clone(&shared), lease, tx));
+                        let place = Place::new(&batch, &shared);
+                        tasks.spawn(partition(Arc::clone(&shared), lease, place, tx));
                     }
                     if let Some(listener) = shared.listener.clone().filter(|_| !fresh.is_empty()) {
                         // After the new partitions are set up; off this loop,
@@ -134,8 +149,7 @@ pub(crate) async fn run(
                         });
                     }
                 }
-                Some(GroupEvent::Error(e)) => tracing::warn!(error = %e, "group error"),
-                Some(other) => tracing::debug!(event = ?other, "group event"),
+                Some(other) => log_event(other),
             },
             _ = tick.tick(), if auto_commit.is_some() => {
                 let shared = Arc::clone(&shared);
@@ -147,48 +161,51 @@ pub(crate) async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-/// The committed offset, retried until it is read or the lease ends.
-async fn start_offset(shared: &Shared, lease: &mut Lease) -> Option<Option<u64>> {
-    let tp = lease.topic_partition().clone();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match shared.committer.read(&tp).await {
-            Ok(offset) => return Some(offset),
-            Err(e) => {
-                shared.counters.offset_read_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(%tp, error = %e, "cannot read the committed offset; retrying (fix or reset it with `zkbc offsets reset`)");
-            }
-        }
-        tokio::select! {
-            _ = lease.ended() => return None,
-            _ = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(5)),
-        }
+fn log_event(event: GroupEvent) {
+    match event {
+        GroupEvent::Error(e) => tracing::warn!(error = %e, "group error"),
+        other => tracing::debug!(event = ?other, "group event"),
     }
 }
 
-async fn partition(shared: Arc<Shared>, mut lease: Lease, ready: oneshot::Sender<()>) {
+async fn partition(shared: Arc<Shared>, mut lease: Lease, mut place: Place, ready: oneshot::Sender<()>) {
     let tp = lease.topic_partition().clone();
     let span = tracing::info_span!("partition", %tp, generation = lease.generation());
     let _ = tracing::Instrument::instrument(
         async {
-            let Some(start) = start_offset(&shared, &mut lease).await else { return };
-            let offset = match (start, shared.reset) {
-                (Some(o), _) => Offset::Offset(o as i64),
-                (None, OffsetReset::Earliest) => Offset::Beginning,
-                (None, OffsetReset::Latest) => Offset::End,
-                (None, OffsetReset::Error) => {
+            // A revoke may come while the start is looked up (claims in a
+            // storm are often taken back at once): it must not wait for the
+            // lookup, or the release, and every peer's claim, waits too.
+            let found = tokio::select! {
+                biased;
+                ending = lease.ended() => Err(ending),
+                found = start::find(&shared, &tp, &mut place) => Ok(found),
+            };
+            let (start, offset) = match found {
+                Err(ending) => {
+                    // Nothing was fetched or delivered: nothing to stop or commit.
+                    if let (Ending::Revoked, Some(l)) = (ending, &shared.listener) {
+                        l.on_revoked(std::slice::from_ref(&tp));
+                    }
+                    return;
+                }
+                Ok(None) => {
+                    place.defer();
                     tracing::error!(error = %OffsetError::NoCommittedOffset { tp: tp.clone() }, "partition left idle");
                     let _ = ready.send(());
                     lease.ended().await;
                     return;
                 }
+                Ok(Some(found)) => found,
             };
             let cell = Arc::new(PartitionCell::new(&lease, start, Arc::clone(&shared.counters)));
             shared.cells.lock().insert(tp.clone(), Arc::clone(&cell));
-            shared.fetcher.assign(vec![(tp.clone(), offset, Arc::clone(&cell))]);
+            place.start((tp.clone(), offset, Arc::clone(&cell)));
             tracing::debug!(?offset, "fetching");
             let _ = ready.send(());
-            match lease.ended().await {
+            let ending = lease.ended().await;
+            place.withdraw(&tp);
+            match ending {
                 Ending::Revoked => {
                     if let Some(l) = &shared.listener {
                         l.on_revoked(std::slice::from_ref(&tp));

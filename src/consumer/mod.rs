@@ -32,6 +32,7 @@ mod control;
 mod message;
 mod metrics;
 mod partition;
+mod start;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -167,6 +168,7 @@ impl BalancedConsumer {
         let settings =
             ClientSettings { bootstrap, group: g.group.clone(), reset: cfg.reset, overrides: cfg.kafka.clone() };
         let client = Arc::new(crate::kafka::client(&settings)?);
+        crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
         let view = member.assignment();

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 pub(crate) mod clock;
 mod config;
 mod driver;

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use zookeeper_client::{Acls, Client, CreateMode, MultiWriteError, MultiWriteResult, OneshotWatcher};
 
+use super::cache::RegistrationCache;
 use crate::protocol::ops::{MultiFailure, Procedure, Reply, Request, Stat, Step, Write};
 use crate::zk_call::{ZkCallError, ZkCode};
 
@@ -48,9 +49,17 @@ fn stat(s: &zookeeper_client::Stat) -> Stat {
 
 /// One watch per (kind, path) at a time: a read that finds a watch already
 /// set reads without setting another, so reconciles do not pile them up.
-#[derive(Debug, Clone, Default)]
+/// With them, the session's cache of registrations (kept by watches too).
+#[derive(Clone, Default)]
 pub(crate) struct Watches {
     set: Arc<Mutex<HashSet<String>>>,
+    cache: Arc<RegistrationCache>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches").field("set", &self.set.lock().len()).finish_non_exhaustive()
+    }
 }
 
 impl Watches {
@@ -62,9 +71,16 @@ impl Watches {
         self.set.lock().remove(key);
     }
 
+    /// How many registrations are cached.
+    #[cfg(test)]
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
     /// After an expiry every watch is gone with the session.
     pub fn clear(&self) {
         self.set.lock().clear();
+        self.cache.clear();
     }
 
     fn arm(&self, key: String, watcher: OneshotWatcher, changed: &mpsc::UnboundedSender<()>) {
@@ -117,6 +133,15 @@ fn persistent() -> zookeeper_client::CreateOptions<'static> {
     CreateMode::Persistent.with_acls(Acls::anyone_all())
 }
 
+/// A znode's payload and stat; `None` when absent.
+async fn get(zk: &Client, path: &str) -> Result<Option<(Vec<u8>, Stat)>, zookeeper_client::Error> {
+    match zk.get_data(path).await {
+        Ok((data, s)) => Ok(Some((data, stat(&s)))),
+        Err(zookeeper_client::Error::NoNode) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 async fn one(zk: &Client, request: Request, watching: Watching<'_>) -> (Reply, Option<OneshotWatcher>) {
     let err = |e: zookeeper_client::Error| code(&e);
     match request {
@@ -139,13 +164,7 @@ async fn one(zk: &Client, request: Request, watching: Watching<'_>) -> (Reply, O
             (Reply::Children(zk.list_children(&path).await.map_err(err)), None)
         }
         Request::Data { path, watch } => {
-            let plain = || async {
-                match zk.get_data(&path).await {
-                    Ok((data, s)) => Ok(Some((data, stat(&s)))),
-                    Err(zookeeper_client::Error::NoNode) => Ok(None),
-                    Err(e) => Err(err(e)),
-                }
-            };
+            let plain = || async { get(zk, &path).await.map_err(err) };
             match (watch, watching) {
                 (true, Watching::Stale(watches, changed)) => {
                     let key = format!("data:{path}");
@@ -172,6 +191,24 @@ async fn one(zk: &Client, request: Request, watching: Watching<'_>) -> (Reply, O
                     Err(e) => (Reply::Data(Err(err(e))), None),
                 },
                 _ => (Reply::Data(plain().await), None),
+            }
+        }
+        Request::Registration { path } => {
+            let Watching::Stale(watches, _) = watching else {
+                return (Reply::Data(get(zk, &path).await.map_err(err)), None);
+            };
+            if let Some(hit) = watches.cache.get(&path) {
+                return (Reply::Data(Ok(Some(hit))), None);
+            }
+            // A data watch, not an existence one: a registration that is
+            // absent is not waited for here (the listing's watch covers it).
+            match zk.get_and_watch_data(&path).await {
+                Ok((data, s, watcher)) => {
+                    watches.cache.insert(path, data.clone(), stat(&s), watcher);
+                    (Reply::Data(Ok(Some((data, stat(&s))))), None)
+                }
+                Err(zookeeper_client::Error::NoNode) => (Reply::Data(Ok(None)), None),
+                Err(e) => (Reply::Data(Err(err(e))), None),
             }
         }
         Request::Mkdir { path } => (Reply::Mkdir(zk.mkdir(&path, &persistent()).await.map_err(err)), None),

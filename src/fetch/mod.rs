@@ -74,6 +74,8 @@ pub(crate) struct Fetcher<T> {
     commands: std_mpsc::Sender<Command<T>>,
     /// Unparks the thread: commands and freed room take effect at once.
     waker: std::thread::Thread,
+    /// Interrupts a poll in progress, for commands.
+    queue: ffi::QueueWaker,
     thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -95,15 +97,19 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
         let queue = ffi::ConsumerQueue::new(&client);
+        let queue_waker = ffi::QueueWaker::new(&client);
         let mut worker = Worker { queue, client, capacity, buffered, out, stats, tags: HashMap::new(), paused: false };
         let thread = std::thread::Builder::new().name("zkbalance-fetch".into()).spawn(move || worker.run(rx))?;
         let waker = thread.thread().clone();
-        Ok(Fetcher { commands: tx, waker, thread: parking_lot::Mutex::new(Some(thread)) })
+        Ok(Fetcher { commands: tx, waker, queue: queue_waker, thread: parking_lot::Mutex::new(Some(thread)) })
     }
 
     fn send(&self, cmd: Command<T>) -> bool {
         let sent = self.commands.send(cmd).is_ok();
         self.waker.unpark();
+        // Without this a command waits out a poll of up to `POLL` when no
+        // message arrives: 20 ms added to every release.
+        self.queue.wake();
         sent
     }
 
@@ -160,6 +166,7 @@ impl<T> Drop for Fetcher<T> {
     fn drop(&mut self) {
         let _ = self.commands.send(Command::Stop);
         self.waker.unpark();
+        self.queue.wake();
     }
 }
 

@@ -131,6 +131,47 @@ impl Drop for ConsumerQueue {
     }
 }
 
+/// Interrupts a waiting [`ConsumerQueue::take`] from another thread, so a
+/// command to the fetch thread (an unassign in a release, above all) takes
+/// effect now rather than when the poll times out. Holds its own reference
+/// to the queue and to the client, so it may outlive the fetch thread.
+pub(crate) struct QueueWaker {
+    queue: *mut rdsys::rd_kafka_queue_t,
+    /// Dropped after the queue reference (fields drop after `Drop::drop`).
+    _client: std::sync::Arc<KafkaClient>,
+}
+
+// SAFETY: librdkafka queues are thread-safe, `rd_kafka_queue_yield` may be
+// called from any thread, and the reference is destroyed once.
+unsafe impl Send for QueueWaker {}
+unsafe impl Sync for QueueWaker {}
+
+impl QueueWaker {
+    pub fn new(client: &std::sync::Arc<KafkaClient>) -> Self {
+        // SAFETY: a new reference to the consumer queue of a live client,
+        // which this waker keeps alive.
+        let queue = unsafe { rdsys::rd_kafka_queue_get_consumer(client.client().native_ptr()) };
+        QueueWaker { queue, _client: std::sync::Arc::clone(client) }
+    }
+
+    /// Makes a waiting (or the next) consume call return at once.
+    pub fn wake(&self) {
+        if !self.queue.is_null() {
+            // SAFETY: a live queue reference.
+            unsafe { rdsys::rd_kafka_queue_yield(self.queue) };
+        }
+    }
+}
+
+impl Drop for QueueWaker {
+    fn drop(&mut self) {
+        if !self.queue.is_null() {
+            // SAFETY: our own reference, destroyed once, before the client.
+            unsafe { rdsys::rd_kafka_queue_destroy(self.queue) };
+        }
+    }
+}
+
 /// The log end offset of a partition as last seen in a fetch response (no
 /// request is made).
 pub(crate) fn cached_log_end(client: &KafkaClient, topic: &str, partition: i32) -> Option<u64> {

@@ -110,6 +110,22 @@ fn offset_of(tpl: &TopicPartitionList) -> Option<u64> {
     })
 }
 
+/// Asks for the topics' metadata in the background, while the member
+/// joins: the first partitions it claims then find their leaders known and
+/// the connection to them open (a partition assigned before its leader is
+/// known waits for librdkafka's retry, about 500 ms). Best effort: a
+/// failure only leaves the lookup to librdkafka.
+pub(crate) fn warm_up(client: &Arc<KafkaClient>, topics: &[crate::ids::TopicName], timeout: Duration) {
+    for topic in topics {
+        let (client, topic) = (Arc::clone(client), topic.as_str().to_owned());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = client.fetch_metadata(Some(&topic), timeout) {
+                tracing::debug!(%topic, error = %e, "metadata warm-up failed");
+            }
+        });
+    }
+}
+
 /// The group's committed offset of a partition (next to consume), if any.
 pub(crate) async fn committed(
     client: &Arc<KafkaClient>,

@@ -208,4 +208,57 @@ proptest! {
             inspect_flavour
         );
     }
+
+    /// The driver's registration cache: after members and owners are
+    /// deleted, recreated with other payloads or (against the rules)
+    /// rewritten in place, a read served partly from the cache equals a
+    /// fresh one.
+    #[test]
+    fn a_cached_read_equals_a_fresh_one_after_registrations_change(
+        tree in tree(),
+        changes in prop::collection::vec((0..3u8, 0..16usize, "[a-z]{1,3}"), 1..6),
+    ) {
+        static CASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1_000_000);
+        let case = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let group = GroupId::new("g").unwrap();
+        let connect = &zookeeper().1;
+        let registrations: Vec<String> = tree
+            .znodes
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p.starts_with("/consumers/g/ids/") || p.matches('/').count() == 5 && p.starts_with("/consumers/g/owners/"))
+            .collect();
+        prop_assume!(!registrations.is_empty());
+        let (cached, fresh, hits) = runtime().block_on(async {
+            let zk = materialise(connect, case, &tree).await;
+            let (watches, (changed, _rx)) = (Watches::default(), tokio::sync::mpsc::unbounded_channel());
+            let read = || run(&zk, ReadGroup::new(group.clone(), tree.flavour), Watching::Stale(&watches, &changed));
+            read().await.expect("first read");
+            let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
+            for (kind, i, data) in &changes {
+                let path = &registrations[i % registrations.len()];
+                let data = data.as_bytes();
+                match kind {
+                    0 => {
+                        let _ = zk.delete(path, None).await;
+                    }
+                    1 => {
+                        let _ = zk.delete(path, None).await;
+                        zk.create(path, data, &persistent).await.expect("recreate");
+                    }
+                    _ => {
+                        if zk.set_data(path, data, None).await.is_err() {
+                            zk.create(path, data, &persistent).await.expect("create");
+                        }
+                    }
+                }
+            }
+            let cached = read().await;
+            let fresh = run(&zk, ReadGroup::new(group.clone(), tree.flavour), Watching::Off).await;
+            (cached, fresh, watches.cached())
+        });
+        let cached = cached.map(normalised).expect("the cached read");
+        let fresh = fresh.map(normalised).expect("the fresh read");
+        prop_assert_eq!(&cached, &fresh, "cached and fresh reads differ ({} cached entries)", hits);
+    }
 }

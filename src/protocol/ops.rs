@@ -63,6 +63,15 @@ pub enum Request {
         /// Whether to leave a watch.
         watch: bool,
     },
+    /// A registration's payload and stat, as [`Request::Data`] without a
+    /// watch: a znode that, once written, only changes by being deleted
+    /// (member and owner registrations). An executor may answer from a
+    /// cache that a watch of its own keeps exact; the answer must be what
+    /// a read at this point would return.
+    Registration {
+        /// The znode.
+        path: String,
+    },
     /// Create the persistent znodes up to `path`, as needed.
     Mkdir {
         /// The deepest one.
@@ -86,7 +95,8 @@ pub struct MultiFailure {
 pub enum Reply {
     /// To [`Request::Children`]; `NoNode` when the znode is absent.
     Children(Result<Vec<String>, ZkCode>),
-    /// To [`Request::Data`]; `Ok(None)` when the znode is absent.
+    /// To [`Request::Data`] and [`Request::Registration`]; `Ok(None)` when
+    /// the znode is absent.
     Data(Result<Option<(Vec<u8>, Stat)>, ZkCode>),
     /// To [`Request::Mkdir`].
     Mkdir(Result<(), ZkCode>),

@@ -26,7 +26,11 @@ pub(super) fn read(view: &View, request: &Request) -> Reply {
             None => Reply::Children(Err(ZkCode::NoNode)),
             Some(_) => Reply::Children(Ok(view.children(path))),
         },
-        Request::Data { path, .. } => Reply::Data(Ok(view.get(path).map(|n| (n.data.clone(), n.stat())))),
+        // The model answers registrations fresh: what the driver's cache
+        // must equal.
+        Request::Data { path, .. } | Request::Registration { path } => {
+            Reply::Data(Ok(view.get(path).map(|n| (n.data.clone(), n.stat()))))
+        }
         Request::Mkdir { .. } | Request::Multi(_) => unreachable!("a write, not a read"),
     }
 }
@@ -53,7 +57,7 @@ fn failed(batch: &[Request], code: &ZkCode) -> Vec<Reply> {
         .iter()
         .map(|r| match r {
             Request::Children { .. } => Reply::Children(Err(code.clone())),
-            Request::Data { .. } => Reply::Data(Err(code.clone())),
+            Request::Data { .. } | Request::Registration { .. } => Reply::Data(Err(code.clone())),
             Request::Mkdir { .. } => Reply::Mkdir(Err(code.clone())),
             Request::Multi(_) => Reply::Multi(Err(MultiFailure { index: None, code: code.clone() })),
         })
@@ -199,6 +203,7 @@ impl World<'_> {
                 }
                 read(&view, request)
             }
+            Request::Registration { .. } => read(&view, request),
             Request::Mkdir { path } => {
                 let fired = self.model.mkdir(path);
                 self.notify(fired);
