@@ -82,7 +82,14 @@ async fn a_slow_handler_with_a_tiny_buffer_pauses_fetching_and_never_rebalances(
         }
     });
     let first = within("the first message", Duration::from_secs(10), c.recv()).await.expect("a message");
-    let generation = c.assignment().borrow().generation;
+    // Partitions start as their claims complete, so the first message may
+    // come before the last of the four claims: the initial assignment is
+    // the one holding all four.
+    let mut view = c.assignment();
+    let generation = within("all four partitions owned", Duration::from_secs(10), async {
+        view.wait_for(|v| v.partitions.len() == 4).await.expect("the member is alive").generation
+    })
+    .await;
     queue.send(first).await.expect("worker alive");
     let started = std::time::Instant::now();
     let mut max_buffered = 0;
