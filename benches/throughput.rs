@@ -53,14 +53,19 @@ fn raw_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
         .expect("raw consumer")
 }
 
-/// A raw consumer: manual assignment, poll, touch every payload.
-fn raw(bootstrap: &str, group: &str, total: u64) -> (Duration, u64) {
-    let consumer = raw_consumer(bootstrap, group);
+/// Assigns every partition of the bench topic from the beginning, in one call.
+fn assign_all(consumer: &BaseConsumer) {
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).expect("assign");
+}
+
+/// A raw consumer: manual assignment, poll, touch every payload.
+fn raw(bootstrap: &str, group: &str, total: u64) -> (Duration, u64) {
+    let consumer = raw_consumer(bootstrap, group);
+    assign_all(&consumer);
     std::thread::sleep(HEAD_START);
     let (mut n, mut bytes, mut first) = (0u64, 0u64, None);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -123,11 +128,7 @@ fn raw_first(bootstrap: &str, group: &str, warm: bool) -> Duration {
     if warm {
         consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(10)).expect("metadata");
     }
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
+    assign_all(&consumer);
     loop {
         assert!(t0.elapsed() < Duration::from_secs(30), "raw consumer: no first message in 30 s");
         if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {

@@ -90,15 +90,12 @@ impl StartBatch {
     }
 
     /// Reports one partition: its start, or `None` when it will not be in
-    /// the batch (it starts alone later, or not at all).
+    /// the batch (it starts alone later, or not at all). Each place reports
+    /// once and the batch goes out only after the last report, so a report
+    /// always finds it unsent.
     fn report(&self, fetcher: &Fetcher<Arc<PartitionCell>>, start: Option<Start>) {
         let mut p = self.pending.lock();
-        if p.sent {
-            if let Some(s) = start {
-                fetcher.assign(vec![s]);
-            }
-            return;
-        }
+        debug_assert!(!p.sent, "a place reported after its batch went out");
         p.starts.extend(start);
         p.waiting = p.waiting.saturating_sub(1);
         if p.waiting == 0 {

@@ -194,6 +194,7 @@ async fn one(zk: &Client, request: Request, watching: Watching<'_>) -> (Reply, O
             }
         }
         Request::Registration { path } => {
+            // Only a member's reads cache: inspection and owner waits read fresh.
             let Watching::Stale(watches, _) = watching else {
                 return (Reply::Data(get(zk, &path).await.map_err(err)), None);
             };

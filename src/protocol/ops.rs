@@ -65,9 +65,10 @@ pub enum Request {
     },
     /// A registration's payload and stat, as [`Request::Data`] without a
     /// watch: a znode that, once written, only changes by being deleted
-    /// (member and owner registrations). An executor may answer from a
-    /// cache that a watch of its own keeps exact; the answer must be what
-    /// a read at this point would return.
+    /// (member and owner registrations). A member's executor may answer
+    /// from a cache that a watch of its own keeps exact (an inspecting one
+    /// reads fresh); the answer must be what a read at this point would
+    /// return.
     Registration {
         /// The znode.
         path: String,

@@ -97,16 +97,6 @@ impl ReadGroup {
         Request::Data { path, watch: watch && self.watch }
     }
 
-    /// Member and owner znodes are written once and then only deleted: a
-    /// member's executor may serve them from its cache (inspection reads
-    /// them fresh).
-    fn registration(&self, path: String) -> Request {
-        match self.watch {
-            true => Request::Registration { path },
-            false => Request::Data { path, watch: false },
-        }
-    }
-
     fn topics_step(&mut self) -> Step<Result<GroupRead, ZkCallError>> {
         if self.flavour.is_none() {
             let scala = self.listing.members.iter().any(|(_, bytes)| {
@@ -194,7 +184,7 @@ impl Procedure for ReadGroup {
                 if children.is_empty() {
                     return self.topics_step();
                 }
-                let batch = children.iter().map(|c| self.registration(format!("{ids}/{c}"))).collect();
+                let batch = children.iter().map(|c| Request::Registration { path: format!("{ids}/{c}") }).collect();
                 self.stage = Stage::MemberData(children);
                 Step::Send(batch)
             }
@@ -315,7 +305,7 @@ impl Procedure for ReadGroup {
                 if znodes.is_empty() {
                     return self.finish();
                 }
-                let batch = znodes.iter().map(|(d, c)| self.registration(format!("{d}/{c}"))).collect();
+                let batch = znodes.iter().map(|(d, c)| Request::Registration { path: format!("{d}/{c}") }).collect();
                 self.stage = Stage::OwnerData(znodes);
                 Step::Send(batch)
             }
