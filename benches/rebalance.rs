@@ -5,7 +5,11 @@
 //! cargo bench --features cli --bench rebalance
 //! ZKB_BENCH_TRIALS=30 ZKB_BENCH_SESSION_MS=6000 cargo bench --features cli --bench rebalance
 //! ZKB_BENCH_CASES=join6,at8 cargo bench --features cli --bench rebalance   # a subset
+//! ZKB_BENCH_LOG=zkbalance=debug ...   # keep member logs in target/bench-logs
 //! ```
+//!
+//! Ten join-and-leave trials on a group of their own run first and are not
+//! counted (`ZKB_BENCH_WARMUP`): they warm the fresh ZooKeeper's JVM.
 //!
 //! Every member is a `zkbc consume` process (release build, Scala layout,
 //! output to /dev/null) on a private standalone ZooKeeper and the mock
@@ -38,6 +42,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zkbalance::testkit::peer::scala_range;
 use zkbalance::testkit::{KafkaCluster, Supervised, ZooKeeper};
@@ -68,27 +74,68 @@ impl Rig {
         cmd.args(["consume", "--zookeeper", &self.zk.connect_string(), "--group", group, "--topic", topic])
             .args(["--flavour", flavour, "--format", "text", "--commit-interval-ms", "1000"])
             .arg(format!("--session-timeout-ms={}", self.session_ms))
-            .env("RUST_LOG", "error")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::null());
+        // ZKB_BENCH_LOG=<filter> keeps each member's log in target/bench-logs,
+        // to find where a slow trial spent its time.
+        match std::env::var("ZKB_BENCH_LOG") {
+            Ok(filter) => {
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-logs");
+                std::fs::create_dir_all(&dir).expect("log dir");
+                let file = dir.join(format!("{group}-{}.log", wall_ms()));
+                cmd.env("RUST_LOG", filter).stderr(std::fs::File::create(file).expect("log file"));
+            }
+            Err(_) => {
+                cmd.env("RUST_LOG", "error").stderr(Stdio::null());
+            }
+        }
         Supervised::spawn(cmd, "zkbc consume").expect("zkbc starts")
-    }
-
-    async fn members(&self, group: &str) -> BTreeSet<String> {
-        self.observer.list_children(&format!("/consumers/{group}/ids")).await.unwrap_or_default().into_iter().collect()
     }
 
     /// Waits until `n` members are registered; returns them.
     async fn registered(&self, group: &str, n: usize) -> BTreeSet<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ids = self.members(group).await;
+            let (ids, change) = self.children(&format!("/consumers/{group}/ids")).await;
             if ids.len() == n {
-                return ids;
+                return ids.into_iter().collect();
             }
             assert!(Instant::now() < deadline, "{n} members did not register: {ids:?}");
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            change.await;
+        }
+    }
+
+    /// The children of `dir` (none while it is missing), and a future that
+    /// resolves when they may have changed. The observer waits on watches
+    /// rather than polling, so it adds no load while members rebalance (its
+    /// requests still count in the packet figures: a handful per change).
+    async fn children(&self, dir: &str) -> (Vec<String>, BoxFuture<'static, ()>) {
+        // A fallback bound: the owner znodes' data never changes in place,
+        // but a missed watch must cost time, not the run.
+        let fallback = tokio::time::sleep(Duration::from_millis(250));
+        match self.observer.list_and_watch_children(dir).await {
+            Ok((children, watcher)) => {
+                let change = async move {
+                    tokio::select! {
+                        _ = watcher.changed() => {}
+                        () = fallback => {}
+                    }
+                };
+                (children, change.boxed())
+            }
+            Err(_) => match self.observer.check_and_watch_stat(dir).await {
+                Ok((None, watcher)) => {
+                    let change = async move {
+                        tokio::select! {
+                            _ = watcher.changed() => {}
+                            () = fallback => {}
+                        }
+                    };
+                    (Vec::new(), change.boxed())
+                }
+                // Created in between, or the session is in trouble: look again soon.
+                _ => (Vec::new(), tokio::time::sleep(Duration::from_millis(2)).boxed()),
+            },
         }
     }
 
@@ -109,7 +156,8 @@ impl Rig {
         loop {
             let mut got = BTreeMap::new();
             let mut last = 0;
-            for child in self.observer.list_children(&dir).await.unwrap_or_default() {
+            let (children, change) = self.children(&dir).await;
+            for child in children {
                 if let (Ok(p), Ok((data, stat))) =
                     (child.parse::<i32>(), self.observer.get_data(&format!("{dir}/{child}")).await)
                 {
@@ -121,7 +169,7 @@ impl Rig {
                 return last;
             }
             assert!(Instant::now() < deadline, "no convergence: want {want:?}, got {got:?}");
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            change.await;
         }
     }
 
@@ -158,8 +206,11 @@ impl Rig {
             // Partition (owner znode name) -> owner; a member writing both
             // spellings owns the partition once.
             let (mut owners, mut last) = (BTreeMap::<String, String>::new(), 0);
+            let mut changes = Vec::new();
             for dir in &dirs {
-                for child in self.observer.list_children(dir).await.unwrap_or_default() {
+                let (children, change) = self.children(dir).await;
+                changes.push(change);
+                for child in children {
                     if let Ok((data, stat)) = self.observer.get_data(&format!("{dir}/{child}")).await {
                         owners.insert(child, String::from_utf8_lossy(&data).into_owned());
                         last = last.max(stat.ctime);
@@ -177,7 +228,7 @@ impl Rig {
                 return last;
             }
             assert!(Instant::now() < deadline, "no even split of {topic} among {ids:?}: {counts:?}");
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            futures_util::future::select_all(changes).await;
         }
     }
 
@@ -247,8 +298,11 @@ impl Figures {
     }
 }
 
-async fn join_and_leave(rig: &Rig, partitions: i32, trials: u64, kill: bool) {
-    let (group, topic) = (format!("jl{partitions}{}", if kill { "k" } else { "" }), format!("t{partitions}"));
+/// Join and leave (or kill) trials; `warm_up` runs them on a group of its
+/// own and prints nothing.
+async fn join_and_leave(rig: &Rig, partitions: i32, trials: u64, kill: bool, warm_up: bool) {
+    let prefix = if warm_up { "warm" } else { "jl" };
+    let (group, topic) = (format!("{prefix}{partitions}{}", if kill { "k" } else { "" }), format!("t{partitions}"));
     let _base = rig.member(&group, &topic);
     let ids = rig.registered(&group, 1).await;
     rig.settled(&group, &topic, partitions, &ids).await;
@@ -265,6 +319,9 @@ async fn join_and_leave(rig: &Rig, partitions: i32, trials: u64, kill: bool) {
         let member_path = format!("/consumers/{group}/ids/{id}");
         let registered = rig.ctime(&member_path).await;
         let end = rig.settled(&group, &topic, partitions, &all).await;
+        if std::env::var_os("ZKB_BENCH_LOG").is_some() {
+            println!("    join {id}: registered {registered}, settled {end}: {} ms", end - registered);
+        }
         join.push((end - registered) as f64);
         join_packets.push((rig.packets().await - before) as f64);
 
@@ -283,12 +340,18 @@ async fn join_and_leave(rig: &Rig, partitions: i32, trials: u64, kill: bool) {
             gone
         };
         let end = rig.settled(&group, &topic, partitions, &ids).await;
+        if std::env::var_os("ZKB_BENCH_LOG").is_some() {
+            println!("    gone {id}: at {gone}, settled {end}: {} ms", end - gone);
+        }
         if kill {
             takeover.push((end - gone).max(0) as f64);
         } else {
             leave.push((end - gone).max(0) as f64);
             leave_packets.push((rig.packets().await - before) as f64);
         }
+    }
+    if warm_up {
+        return;
     }
     if !kill {
         join.line(&format!("join, {partitions} partitions (ms)"), "ms");
@@ -400,18 +463,27 @@ async fn main() {
     }
     let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(30)).await.expect("observer");
     let rig = Rig { zk, _kafka: kafka, observer, session_ms };
-    println!("zkbc consume members, Scala layout, {session_ms} ms sessions, {trials} trials per case (release build)");
+    // A fresh ZooKeeper server runs its first few thousand requests in
+    // the JVM's interpreter: the first trials of a run took 2-3x the
+    // median (20-27 ms against 9), later ones did not. Production servers
+    // are long warm, so warm-up trials run first and are not counted.
+    let warm_ups = env("ZKB_BENCH_WARMUP", 10);
+    join_and_leave(&rig, 6, warm_ups, false, true).await;
+    println!(
+        "zkbc consume members, Scala layout, {session_ms} ms sessions, {trials} trials per case \
+         after {warm_ups} uncounted warm-up trials (release build)"
+    );
     // ZKB_BENCH_CASES=join6,join32,kill,at8,at16,peers (default: all) runs a subset.
     let cases = std::env::var("ZKB_BENCH_CASES").unwrap_or_else(|_| "join6,join32,kill,at8,at16,peers".into());
     let on = |case: &str| cases.split(',').any(|c| c.trim() == case);
     if on("join6") {
-        join_and_leave(&rig, 6, trials, false).await;
+        join_and_leave(&rig, 6, trials, false, false).await;
     }
     if on("join32") {
-        join_and_leave(&rig, 32, trials, false).await;
+        join_and_leave(&rig, 32, trials, false, false).await;
     }
     if on("kill") {
-        join_and_leave(&rig, 6, env("ZKB_BENCH_KILL_TRIALS", trials), true).await;
+        join_and_leave(&rig, 6, env("ZKB_BENCH_KILL_TRIALS", trials), true, false).await;
     }
     if on("at8") {
         at_once(&rig, 8, 32, trials).await;

@@ -236,7 +236,7 @@ async fn garbage_in_a_member_znode_blocks_the_rebalance_loudly_and_loses_nothing
         }
     })
     .await;
-    let observer = zkbalance::inspect::connect(&connect, Duration::from_secs(5)).await.unwrap();
+    let observer = zkbalance::inspect::connect(&connect, &Default::default(), Duration::from_secs(5)).await.unwrap();
     let d = zkbalance::inspect::describe_group(&observer, group, zkbalance::offsets::OffsetStorage::Zookeeper, None)
         .await
         .expect("describe tolerates the garbage");

@@ -21,6 +21,27 @@ ensure_deps() {
   command -v cargo >/dev/null 2>&1 || { echo "error: cargo is required (install Rust with rustup)" >&2; return 1; }
 }
 
+# What `--all-features` builds against: the security features link the
+# system's OpenSSL (kafka-ssl), Cyrus SASL (kafka-gssapi) and GSSAPI
+# (zk-gssapi, whose bindings need libclang); kafka-ssl-vendored builds
+# OpenSSL, which needs perl.
+ensure_feature_deps() {
+  local pkgs=()
+  dpkg -s libssl-dev >/dev/null 2>&1 || pkgs+=(libssl-dev)
+  dpkg -s libsasl2-dev >/dev/null 2>&1 || pkgs+=(libsasl2-dev)
+  dpkg -s libkrb5-dev >/dev/null 2>&1 || pkgs+=(libkrb5-dev)
+  command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+  ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || pkgs+=(libclang-dev)
+  command -v perl >/dev/null 2>&1 || pkgs+=(perl)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "Installing ${pkgs[*]} (Debian packages, for the security features)..." >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+  fi
+}
+
 # Real third-party peers the tests run beside our members, under
 # target/peers: kafka-node 3.0.1 (the last release with ZooKeeper groups),
 # with Node.js from Debian when missing, and pykafka 2.8 in a virtualenv.

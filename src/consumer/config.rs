@@ -32,6 +32,7 @@ pub struct ConsumerBuilder {
     buffer: usize,
     auto_commit: Option<Duration>,
     bootstrap: Option<String>,
+    broker_listener: Option<String>,
     kafka: Vec<(String, String)>,
     kafka_timeout: Duration,
     listener: Option<Arc<dyn RebalanceListener>>,
@@ -53,6 +54,7 @@ impl Default for ConsumerBuilder {
             buffer: 10_000,
             auto_commit: Some(Duration::from_secs(5)),
             bootstrap: None,
+            broker_listener: None,
             kafka: Vec::new(),
             kafka_timeout: Duration::from_secs(10),
             listener: None,
@@ -73,6 +75,8 @@ pub(crate) struct ConsumerConfig {
     pub buffer: usize,
     pub auto_commit: Option<Duration>,
     pub bootstrap: Option<String>,
+    /// Which endpoint of the registered brokers to use.
+    pub broker_listener: crate::cluster::Listener,
     pub kafka: Vec<(String, String)>,
     pub kafka_timeout: Duration,
     pub listener: Option<Arc<dyn RebalanceListener>>,
@@ -82,6 +86,13 @@ impl ConsumerBuilder {
     /// The ZooKeeper connect string, `host:port[,host:port...][/chroot]`.
     pub fn zookeeper(mut self, connect: impl Into<String>) -> Self {
         self.group = self.group.zookeeper(connect);
+        self
+    }
+
+    /// How to reach and authenticate to a secured ZooKeeper, and the ACL
+    /// of the member's znodes (see [`ZkAccess`](crate::coord::ZkAccess)).
+    pub fn zookeeper_access(mut self, access: crate::coord::ZkAccess) -> Self {
+        self.group = self.group.zookeeper_access(access);
         self
     }
 
@@ -176,6 +187,15 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Use the brokers' endpoints of this listener name (as in Kafka's
+    /// `listeners=NAME://…`). Default: the first endpoint speaking the
+    /// `security.protocol` given with [`kafka_property`](Self::kafka_property)
+    /// (PLAINTEXT when none is).
+    pub fn listener_name(mut self, name: impl Into<String>) -> Self {
+        self.broker_listener = Some(name.into());
+        self
+    }
+
     /// Kafka brokers to bootstrap from (default: those registered in
     /// ZooKeeper).
     pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
@@ -227,6 +247,11 @@ impl ConsumerBuilder {
         if let Some((k, _)) = self.kafka.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
             return Err(invalid("kafka_property", format!("{k} is set by the consumer itself")));
         }
+        let protocol = self.kafka.iter().rev().find(|(k, _)| k == "security.protocol").map(|(_, v)| v.as_str());
+        let broker_listener = match self.broker_listener.filter(|l| !l.trim().is_empty()) {
+            Some(name) => crate::cluster::Listener::Named(name),
+            None => crate::cluster::Listener::for_protocol(protocol),
+        };
         Ok(ConsumerConfig {
             group,
             storage: self.storage.unwrap_or(match self.flavour {
@@ -240,6 +265,7 @@ impl ConsumerBuilder {
             buffer: self.buffer,
             auto_commit: self.auto_commit,
             bootstrap: self.bootstrap,
+            broker_listener,
             kafka: self.kafka,
             kafka_timeout: self.kafka_timeout,
             listener: self.listener,

@@ -78,6 +78,10 @@ pub enum ConsumerError {
         /// The connect string.
         connect: String,
     },
+    /// No registered broker offers the wanted listener (by name, or by
+    /// the `security.protocol` configured).
+    #[error(transparent)]
+    NoListener(crate::cluster::NoListener),
     /// A ZooKeeper request failed (reading the cluster, at start).
     #[error(transparent)]
     ZooKeeper(#[from] crate::zk_call::ZkCallError),
@@ -141,6 +145,11 @@ impl std::fmt::Debug for BalancedConsumer {
     }
 }
 
+/// How long a starting member waits for its topics' metadata before it
+/// joins: long enough for a reachable cluster, short enough that an
+/// unreachable one delays the join only a little.
+const WARM_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl BalancedConsumer {
     /// A builder.
     pub fn builder() -> ConsumerBuilder {
@@ -149,7 +158,8 @@ impl BalancedConsumer {
 
     async fn start(cfg: ConsumerConfig) -> Result<BalancedConsumer, ConsumerError> {
         let g = &cfg.group;
-        let zk = crate::coord::connect_checked(&g.zookeeper, g.balance.session_timeout, g.connect_timeout).await?;
+        let zk = crate::coord::connect_checked(&g.zookeeper, &g.access, g.balance.session_timeout, g.connect_timeout)
+            .await?;
         for topic in &g.named_topics() {
             let path = crate::znode::layout::topic(topic);
             match zk.check_stat(&path).await {
@@ -160,15 +170,16 @@ impl BalancedConsumer {
         }
         let bootstrap = match &cfg.bootstrap {
             Some(b) => b.clone(),
-            None => bootstrap_from_zookeeper(&zk)
+            None => bootstrap_from_zookeeper(&zk, &cfg.broker_listener)
                 .await?
-                .ok_or_else(|| ConsumerError::NoBrokers { connect: g.zookeeper.clone() })?,
+                .ok_or_else(|| ConsumerError::NoBrokers { connect: g.zookeeper.clone() })?
+                .map_err(ConsumerError::NoListener)?,
         };
         drop(zk);
         let settings =
             ClientSettings { bootstrap, group: g.group.clone(), reset: cfg.reset, overrides: cfg.kafka.clone() };
         let client = Arc::new(crate::kafka::client(&settings)?);
-        crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout);
+        crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout.min(WARM_UP_WAIT)).await;
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
         let view = member.assignment();
@@ -186,7 +197,12 @@ impl BalancedConsumer {
             Fetcher::spawn(Arc::clone(&client), cfg.buffer, Arc::clone(&buffered), out_tx, Arc::clone(&fetch_stats))
                 .map_err(ConsumerError::Thread)?;
         let brokers = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(follow_brokers(member.sessions(), Arc::clone(&client), Arc::clone(&brokers)));
+        tokio::spawn(follow_brokers(
+            member.sessions(),
+            cfg.broker_listener.clone(),
+            Arc::clone(&client),
+            Arc::clone(&brokers),
+        ));
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), commit_rx));
         let shared = Arc::new(Shared {

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::access::ZkAccess;
+
 use crate::assign::Strategy;
 use crate::balance::{BalanceConfig, ConfigError};
 use crate::ids::{GroupId, MemberId, TopicName};
@@ -16,6 +18,8 @@ use super::{CoordError, GroupMember};
 pub struct GroupConfig {
     /// `host:port[,host:port...][/chroot]`.
     pub zookeeper: String,
+    /// Credentials, SASL, TLS and the ACL of our znodes.
+    pub access: ZkAccess,
     /// The group.
     pub group: GroupId,
     /// What this member consumes, registered as the Scala consumer (or
@@ -83,6 +87,7 @@ impl GroupConfig {
 #[derive(Debug, Clone)]
 pub struct GroupBuilder {
     zookeeper: Option<String>,
+    access: ZkAccess,
     group: Option<String>,
     topics: Vec<(String, u32)>,
     wildcard: Option<(String, bool)>,
@@ -109,6 +114,7 @@ impl Default for GroupBuilder {
     fn default() -> Self {
         GroupBuilder {
             zookeeper: None,
+            access: ZkAccess::default(),
             group: None,
             topics: Vec::new(),
             wildcard: None,
@@ -192,6 +198,13 @@ impl GroupBuilder {
     /// The ZooKeeper connect string, with an optional chroot.
     pub fn zookeeper(mut self, connect: impl Into<String>) -> Self {
         self.zookeeper = Some(connect.into());
+        self
+    }
+
+    /// How to reach and authenticate to a secured ZooKeeper, and the ACL
+    /// of the znodes the member creates (see [`ZkAccess`]).
+    pub fn zookeeper_access(mut self, access: ZkAccess) -> Self {
+        self.access = access;
         self
     }
 
@@ -357,6 +370,7 @@ impl GroupBuilder {
                 return Err(invalid("zookeeper", format!("bad chroot {chroot:?}")));
             }
         }
+        self.access.validate()?;
         let group = GroupId::new(self.group.ok_or_else(|| invalid("group", "required"))?)
             .map_err(|e| invalid("group", e.to_string()))?;
         let subscription = subscription(self.topics, self.wildcard, self.wildcard_streams, self.flavour)?;
@@ -403,6 +417,7 @@ impl GroupBuilder {
         }
         let mut config = GroupConfig {
             zookeeper,
+            access: self.access,
             group,
             subscription,
             exclude_internal_topics: self.exclude_internal_topics,

@@ -62,6 +62,8 @@ pub(crate) struct Driver {
     leases: BTreeMap<TopicPartition, LeaseHandle>,
     owner_watches: BTreeMap<TopicPartition, JoinHandle<()>>,
     watches: Watches,
+    /// The ACL of the member's own znodes (the config's policy).
+    acl: Arc<[zookeeper_client::Acl]>,
     changed_tx: mpsc::UnboundedSender<()>,
     changed_rx: mpsc::UnboundedReceiver<()>,
     stop_waiters: Vec<oneshot::Sender<()>>,
@@ -143,6 +145,7 @@ impl Driver {
     /// Starts driving `machine` over `zk`; returns the handles the public
     /// [`GroupMember`](super::GroupMember) keeps.
     pub fn start(cfg: GroupConfig, machine: Balancer, zk: Client) -> (JoinHandle<()>, Handles) {
+        let acl_entries: Arc<[zookeeper_client::Acl]> = cfg.access.acl().entries().into();
         let balance = machine.config();
         let member = balance.member.clone();
         let layout = GroupLayout { group: cfg.group.clone(), flavour: balance.flavour, member: member.clone() };
@@ -171,6 +174,7 @@ impl Driver {
             leases: BTreeMap::new(),
             owner_watches: BTreeMap::new(),
             watches: Watches::default(),
+            acl: acl_entries,
             changed_tx,
             changed_rx,
             stop_waiters: Vec::new(),
@@ -214,10 +218,11 @@ impl Driver {
     fn spawn(&self, op: Operation) -> JoinHandle<()> {
         let (zk, tx, epoch) = (self.zk.clone(), self.tx.clone(), self.session_epoch);
         let (watches, changed) = (self.watches.clone(), self.changed_tx.clone());
+        let acl = Arc::clone(&self.acl);
         tokio::spawn(async move {
             let watching =
                 if op.awaits_owners_of().is_some() { Watching::Awaited } else { Watching::Stale(&watches, &changed) };
-            let answer = zk::run(&zk, op, watching).await;
+            let answer = zk::run_with_acl(&zk, op, watching, &acl).await;
             let _ = tx.send(Msg::Reply(epoch, answer));
         })
     }
@@ -424,12 +429,16 @@ impl Driver {
     }
 
     fn new_session(&self) {
-        let (connect, timeout, tx) =
-            (self.cfg.zookeeper.clone(), self.machine.config().session_timeout, self.tx.clone());
+        let (connect, access, timeout, tx) = (
+            self.cfg.zookeeper.clone(),
+            self.cfg.access.clone(),
+            self.machine.config().session_timeout,
+            self.tx.clone(),
+        );
         tokio::spawn(async move {
             let mut delay = std::time::Duration::from_millis(100);
             loop {
-                match super::connect(&connect, timeout, timeout * 2).await {
+                match super::connect(&connect, &access, timeout, timeout * 2).await {
                     Ok(zk) => {
                         let _ = tx.send(Msg::NewClient(zk));
                         return;

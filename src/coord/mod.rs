@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod access;
 mod cache;
 pub(crate) mod clock;
 mod config;
@@ -46,6 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
+pub use access::{AccessError, AclPolicy, Secret, ZkAccess, ZkSasl, ZkTls};
 pub use config::{GroupBuilder, GroupConfig};
 pub use lease::{Ending, Fence, Lease};
 
@@ -59,18 +61,37 @@ pub enum CoordError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// No ZooKeeper server answered in time.
-    #[error("ZooKeeper at {connect} is unreachable (waited {waited:?})")]
+    #[error(
+        "ZooKeeper at {connect} is unreachable (waited {waited:?}){}",
+        if *tls { "; over TLS: is it the server's TLS port, and does the CA given sign its certificate?" } else { "" }
+    )]
     Unreachable {
         /// The connect string.
         connect: String,
         /// How long.
         waited: Duration,
+        /// Whether TLS was asked for: a failed handshake looks the same as
+        /// no answer (the client retries until the bound).
+        tls: bool,
     },
     /// The chroot in the connect string does not exist.
     #[error("the chroot of {connect} does not exist")]
     BadChroot {
         /// The connect string.
         connect: String,
+    },
+    /// A security setting cannot be used (a secret or TLS file unreadable,
+    /// a bad ACL).
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// ZooKeeper refused the credentials (SASL or `addauth`), or the TLS
+    /// handshake failed.
+    #[error("ZooKeeper at {connect} refused the session's credentials ({reason})")]
+    AuthFailed {
+        /// The connect string.
+        connect: String,
+        /// What the client reported.
+        reason: String,
     },
     /// ZooKeeper refused a request.
     #[error(transparent)]
@@ -257,12 +278,20 @@ impl Metrics {
 }
 
 /// Connects with a bound on the wait.
-pub(crate) async fn connect(connect: &str, session_timeout: Duration, within: Duration) -> Result<Client, CoordError> {
-    let attempt = Client::connector().with_session_timeout(session_timeout).connect(connect);
-    match tokio::time::timeout(within, attempt).await {
+pub(crate) async fn connect(
+    connect: &str,
+    access: &ZkAccess,
+    session_timeout: Duration,
+    within: Duration,
+) -> Result<Client, CoordError> {
+    use zookeeper_client::Error as E;
+    match tokio::time::timeout(within, access.connect(connect, session_timeout)).await {
         Ok(Ok(zk)) => Ok(zk),
-        Ok(Err(zookeeper_client::Error::Timeout | zookeeper_client::Error::NoHosts)) | Err(_) => {
-            Err(CoordError::Unreachable { connect: connect.to_owned(), waited: within })
+        Ok(Err(E::Timeout | E::NoHosts)) | Err(_) => {
+            Err(CoordError::Unreachable { connect: connect.to_owned(), waited: within, tls: access.uses_tls() })
+        }
+        Ok(Err(e @ (E::AuthFailed | E::NoAuth))) => {
+            Err(CoordError::AuthFailed { connect: connect.to_owned(), reason: e.to_string() })
         }
         Ok(Err(source)) => Err(zk::call("connect", connect)(source).into()),
     }
@@ -271,10 +300,11 @@ pub(crate) async fn connect(connect: &str, session_timeout: Duration, within: Du
 /// Connects with a bound on the wait and checks the chroot exists.
 pub(crate) async fn connect_checked(
     connect_string: &str,
+    access: &ZkAccess,
     session_timeout: Duration,
     within: Duration,
 ) -> Result<Client, CoordError> {
-    let zk = connect(connect_string, session_timeout, within).await?;
+    let zk = connect(connect_string, access, session_timeout, within).await?;
     match zk.check_stat("/").await {
         Ok(Some(_)) => Ok(zk),
         Ok(None) | Err(zookeeper_client::Error::NoNode) => {
@@ -312,7 +342,7 @@ impl GroupMember {
     }
 
     pub(crate) async fn join(cfg: GroupConfig) -> Result<GroupMember, CoordError> {
-        let zk = connect_checked(&cfg.zookeeper, cfg.balance.session_timeout, cfg.connect_timeout).await?;
+        let zk = connect_checked(&cfg.zookeeper, &cfg.access, cfg.balance.session_timeout, cfg.connect_timeout).await?;
         // The server may negotiate another timeout; timings follow the real one.
         let balance = cfg.balance_for(zk.session_timeout()).map_err(|e| ConfigError {
             setting: e.setting,

@@ -104,8 +104,22 @@ pub(crate) enum Watching<'a> {
     Off,
 }
 
-/// Runs a procedure to its end against `zk`.
-pub(crate) async fn run<P: Procedure>(zk: &Client, mut procedure: P, watching: Watching<'_>) -> P::Output {
+/// Runs a procedure to its end against `zk`; what it creates is open to
+/// all, as the legacy clients create it.
+pub(crate) async fn run<P: Procedure>(zk: &Client, procedure: P, watching: Watching<'_>) -> P::Output {
+    let open = [zookeeper_client::Acl::new(zookeeper_client::Permission::ALL, zookeeper_client::AuthId::anyone())];
+    run_with_acl(zk, procedure, watching, &open).await
+}
+
+/// Runs a procedure to its end against `zk`; the ephemerals it creates (a
+/// member's registration and owner znodes) carry `acl`, directories and
+/// offsets stay open (see [`AclPolicy`](super::AclPolicy) for why).
+pub(crate) async fn run_with_acl<P: Procedure>(
+    zk: &Client,
+    mut procedure: P,
+    watching: Watching<'_>,
+    acl: &[zookeeper_client::Acl],
+) -> P::Output {
     let mut replies = Vec::new();
     let mut awaited: Option<OneshotWatcher> = None;
     loop {
@@ -118,7 +132,7 @@ pub(crate) async fn run<P: Procedure>(zk: &Client, mut procedure: P, watching: W
                 }
             }
             Step::Send(batch) => {
-                for (reply, watcher) in join_all(batch.into_iter().map(|r| one(zk, r, watching))).await {
+                for (reply, watcher) in join_all(batch.into_iter().map(|r| one(zk, r, watching, acl))).await {
                     if watcher.is_some() {
                         awaited = watcher;
                     }
@@ -142,7 +156,12 @@ async fn get(zk: &Client, path: &str) -> Result<Option<(Vec<u8>, Stat)>, zookeep
     }
 }
 
-async fn one(zk: &Client, request: Request, watching: Watching<'_>) -> (Reply, Option<OneshotWatcher>) {
+async fn one(
+    zk: &Client,
+    request: Request,
+    watching: Watching<'_>,
+    acl: &[zookeeper_client::Acl],
+) -> (Reply, Option<OneshotWatcher>) {
     let err = |e: zookeeper_client::Error| code(&e);
     match request {
         Request::Children { path, watch } => {
@@ -212,13 +231,35 @@ async fn one(zk: &Client, request: Request, watching: Watching<'_>) -> (Reply, O
                 Err(e) => (Reply::Data(Err(err(e))), None),
             }
         }
-        Request::Mkdir { path } => (Reply::Mkdir(zk.mkdir(&path, &persistent()).await.map_err(err)), None),
-        Request::Multi(writes) => (Reply::Multi(multi(zk, writes).await), None),
+        Request::Mkdir { path } => (Reply::Mkdir(mkdir(zk, &path, acl).await.map_err(err)), None),
+        Request::Multi(writes) => (Reply::Multi(multi(zk, writes, acl).await), None),
     }
 }
 
-async fn multi(zk: &Client, writes: Vec<Write>) -> Result<Vec<Option<Stat>>, MultiFailure> {
-    let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+/// Makes `path` and its missing ancestors. The ancestors are open to all
+/// (they are shared: `/consumers`, the group, `owners`); `path` itself (the
+/// `ids` or an `owners/<topic>` directory) carries `acl`, so that under a
+/// restrictive policy only admitted identities create and delete there.
+async fn mkdir(zk: &Client, path: &str, acl: &[zookeeper_client::Acl]) -> Result<(), zookeeper_client::Error> {
+    let open = acl.len() == 1 && acl[0].auth_id() == &zookeeper_client::AuthId::anyone();
+    if open {
+        return zk.mkdir(path, &persistent()).await;
+    }
+    if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+        zk.mkdir(parent, &persistent()).await?;
+    }
+    match zk.create(path, &[], &CreateMode::Persistent.with_acls(Acls::new(acl))).await {
+        Ok(_) | Err(zookeeper_client::Error::NodeExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn multi(
+    zk: &Client,
+    writes: Vec<Write>,
+    acl: &[zookeeper_client::Acl],
+) -> Result<Vec<Option<Stat>>, MultiFailure> {
+    let ephemeral = CreateMode::Ephemeral.with_acls(Acls::new(acl));
     let persistent = persistent();
     let mut w = zk.new_multi_writer();
     for (i, write) in writes.iter().enumerate() {

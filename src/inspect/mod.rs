@@ -68,9 +68,23 @@ fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> Inspec
     move |source| zk_call(op, path)(source).into()
 }
 
-/// Connects within `timeout` and checks the chroot exists.
-pub async fn connect(connect: &str, timeout: Duration) -> Result<Client, InspectError> {
-    Ok(crate::coord::connect_checked(connect, timeout, timeout).await?)
+/// Connects within `timeout`, as `access` says, and checks the chroot
+/// exists.
+///
+/// # Errors
+/// [`InspectError::Connect`] with [`CoordError::Unreachable`],
+/// [`CoordError::AuthFailed`] (credentials refused, TLS handshake failed)
+/// or [`CoordError::BadChroot`].
+///
+/// [`CoordError::Unreachable`]: crate::coord::CoordError::Unreachable
+/// [`CoordError::AuthFailed`]: crate::coord::CoordError::AuthFailed
+/// [`CoordError::BadChroot`]: crate::coord::CoordError::BadChroot
+pub async fn connect(
+    connect: &str,
+    access: &crate::coord::ZkAccess,
+    timeout: Duration,
+) -> Result<Client, InspectError> {
+    Ok(crate::coord::connect_checked(connect, access, timeout, timeout).await?)
 }
 
 async fn children(zk: &Client, path: &str) -> Result<Vec<String>, InspectError> {

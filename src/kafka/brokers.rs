@@ -2,14 +2,17 @@
 //! and followed for the client's life.
 
 use super::KafkaClient;
+use crate::cluster::{Listener, NoListener};
 
-/// `host:port,...` of the brokers registered in ZooKeeper, for
-/// `bootstrap.servers`; `None` when none is registered.
+/// `host:port,...` of the `listener` endpoints of the brokers registered
+/// in ZooKeeper, for `bootstrap.servers`; `None` when no broker is
+/// registered, an error when none offers that listener.
 pub(crate) async fn bootstrap_from_zookeeper(
     zk: &zookeeper_client::Client,
-) -> Result<Option<String>, crate::zk_call::ZkCallError> {
-    let servers = crate::cluster::read_brokers(zk).await?.bootstrap_servers();
-    Ok((!servers.is_empty()).then_some(servers))
+    listener: &Listener,
+) -> Result<Option<Result<String, NoListener>>, crate::zk_call::ZkCallError> {
+    let view = crate::cluster::read_brokers(zk).await?;
+    Ok((!view.brokers.is_empty()).then(|| view.bootstrap_for(listener)))
 }
 
 /// Follows the broker registrations in ZooKeeper for the consumer's life:
@@ -18,6 +21,7 @@ pub(crate) async fn bootstrap_from_zookeeper(
 /// registered at the last look.
 pub(crate) async fn follow_brokers(
     mut sessions: crate::offsets::Sessions,
+    listener: Listener,
     client: std::sync::Arc<KafkaClient>,
     known: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
@@ -31,7 +35,7 @@ pub(crate) async fn follow_brokers(
         match read {
             Ok((view, watcher)) => {
                 known.store(view.brokers.len(), std::sync::atomic::Ordering::Relaxed);
-                let added = super::ffi::add_brokers(&client, &view.bootstrap_servers());
+                let added = super::ffi::add_brokers(&client, &view.bootstrap_for(&listener).unwrap_or_default());
                 if added > 0 {
                     tracing::info!(added, "brokers from ZooKeeper added");
                 }

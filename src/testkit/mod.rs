@@ -23,6 +23,7 @@ mod link;
 pub mod peer;
 mod process;
 pub mod protocol;
+mod secure;
 mod session;
 mod zookeeper;
 
@@ -33,7 +34,8 @@ use thiserror::Error;
 pub use kafka::{find_binary, KafkaCluster, PartitionModel, ProduceSummary, BINARY_ENV};
 pub use link::ZkLink;
 pub use process::{orphans, sweep_orphans, Supervised, OWNER_MARKER};
-pub use session::{connect, wait_until};
+pub use secure::{ServerSecurity, TestCerts};
+pub use session::{connect, connect_with, wait_until};
 pub use zookeeper::{server_mode, Mode, ZooKeeper};
 
 /// Why a testkit operation failed. Each says what to do about it.

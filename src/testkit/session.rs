@@ -11,7 +11,16 @@ use super::TestkitError;
 /// Connects with the given session timeout, failing after `session_timeout`
 /// plus a margin instead of retrying forever.
 pub async fn connect(connect_string: &str, session_timeout: Duration) -> Result<Client, TestkitError> {
-    let attempt = Client::connector().with_session_timeout(session_timeout).connect(connect_string);
+    connect_with(connect_string, &crate::coord::ZkAccess::default(), session_timeout).await
+}
+
+/// As [`connect`], authenticated or encrypted as `access` says.
+pub async fn connect_with(
+    connect_string: &str,
+    access: &crate::coord::ZkAccess,
+    session_timeout: Duration,
+) -> Result<Client, TestkitError> {
+    let attempt = access.connect(connect_string, session_timeout);
     let within = session_timeout + Duration::from_secs(5);
     match tokio::time::timeout(within, attempt).await {
         Ok(r) => r.map_err(TestkitError::zk("connect", connect_string)),

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::process::{self, Supervised};
+use super::secure::{self, ServerSecurity, TestCerts};
 use super::TestkitError;
 
 const JAR: &str = "/usr/share/java/zookeeper.jar";
@@ -44,6 +45,10 @@ struct Node {
 pub struct ZooKeeper {
     nodes: Vec<Node>,
     standalone: bool,
+    /// JVM flags of a secured server (JAAS file, TLS stores).
+    jvm_flags: Vec<String>,
+    certs: Option<TestCerts>,
+    secure_port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -98,12 +103,21 @@ impl ZooKeeper {
     /// Starts an ensemble of `size` nodes (1 = standalone) and waits until a
     /// quorum serves. Retries with fresh ports if another process grabbed one.
     pub async fn start(size: usize) -> Result<Self, TestkitError> {
+        Self::start_secured(size, &ServerSecurity::default()).await
+    }
+
+    /// Starts one standalone server secured as `security` says.
+    pub async fn secured(security: ServerSecurity) -> Result<Self, TestkitError> {
+        Self::start_secured(1, &security).await
+    }
+
+    async fn start_secured(size: usize, security: &ServerSecurity) -> Result<Self, TestkitError> {
         if !Path::new(JAR).exists() {
             return Err(TestkitError::ZooKeeperNotInstalled { jar: JAR.into() });
         }
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(size).await {
+            match Self::try_start(size, security).await {
                 Ok(zk) => return Ok(zk),
                 Err(e) => last = Some(e),
             }
@@ -111,13 +125,16 @@ impl ZooKeeper {
         Err(last.expect("at least one attempt"))
     }
 
-    async fn try_start(size: usize) -> Result<Self, TestkitError> {
+    async fn try_start(size: usize, security: &ServerSecurity) -> Result<Self, TestkitError> {
         let dir = tempfile::Builder::new()
             .prefix("zkbalance-zk-")
             .tempdir()
             .map_err(|source| TestkitError::Io { what: "creating a temp dir".into(), source })?;
-        let ports = free_ports(size * 3)?;
+        let ports = free_ports(size * 3 + 1)?;
         let standalone = size == 1;
+        let certs = if security.tls { Some(TestCerts::generate(dir.path())?) } else { None };
+        let secure_port = security.tls.then_some(ports[size * 3]);
+        let (jvm_flags, secure_cfg) = secure::server_settings(security, dir.path(), certs.as_ref(), secure_port)?;
         let mut servers = String::new();
         for i in 0..size {
             let _ = writeln!(servers, "server.{}=127.0.0.1:{}:{}", i + 1, ports[3 * i + 1], ports[3 * i + 2]);
@@ -135,6 +152,7 @@ impl ZooKeeper {
                 data.display(),
                 ports[3 * i]
             );
+            cfg.push_str(&secure_cfg);
             if !standalone {
                 cfg.push_str("initLimit=50\nsyncLimit=25\nstandaloneEnabled=false\n");
                 cfg.push_str(&servers);
@@ -150,7 +168,7 @@ impl ZooKeeper {
                 process: None,
             });
         }
-        let mut zk = ZooKeeper { nodes, standalone, _dir: dir };
+        let mut zk = ZooKeeper { nodes, standalone, jvm_flags, certs, secure_port, _dir: dir };
         for i in 0..size {
             zk.spawn_node(i)?;
         }
@@ -160,6 +178,14 @@ impl ZooKeeper {
 
     fn spawn_node(&mut self, index: usize) -> Result<(), TestkitError> {
         let standalone = self.standalone;
+        let mut class_path = format!("{JAR}:{LOG_JAR}");
+        if self.secure_port.is_some() {
+            for jar in secure::NETTY_JARS {
+                class_path.push(':');
+                class_path.push_str(jar);
+            }
+        }
+        let jvm_flags = self.jvm_flags.clone();
         let node = &mut self.nodes[index];
         let log = std::fs::File::create(&node.log)
             .map_err(|source| TestkitError::Io { what: format!("creating {}", node.log.display()), source })?;
@@ -171,12 +197,13 @@ impl ZooKeeper {
             "org.apache.zookeeper.server.quorum.QuorumPeerMain"
         };
         let mut cmd = Command::new("java");
-        cmd.args(["-Xms16m", "-Xmx64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"])
+        cmd.args(["-Xms64m", "-Xmx64m", "-Xmn32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"])
             .arg("-Djava.net.preferIPv4Stack=true")
             .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
             .arg(format!("-D{}", process::owner_marker()))
+            .args(jvm_flags)
             .arg("-cp")
-            .arg(format!("{JAR}:{LOG_JAR}"))
+            .arg(class_path)
             .arg(main)
             .arg(&node.config)
             .stdin(Stdio::null())
@@ -227,6 +254,16 @@ impl ZooKeeper {
     /// `127.0.0.1:p1,127.0.0.1:p2,...` for every node.
     pub fn connect_string(&self) -> String {
         self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.client_port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The TLS client port's connect string, when the server has one.
+    pub fn tls_connect_string(&self) -> Option<String> {
+        self.secure_port.map(|p| format!("127.0.0.1:{p}"))
+    }
+
+    /// The certificates of a TLS server.
+    pub fn certs(&self) -> Option<&TestCerts> {
+        self.certs.as_ref()
     }
 
     /// The connect string with a chroot suffix.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use zkbalance::inspect::InspectError;
 
 use crate::errors::CliError;
+use crate::security::ZkSecurity;
 
 #[derive(clap::Args, Clone)]
 pub struct ZkArgs {
@@ -15,6 +16,8 @@ pub struct ZkArgs {
     /// Longest wait for ZooKeeper (and for each Kafka request), ms.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
+    #[command(flatten)]
+    pub security: ZkSecurity,
 }
 
 impl ZkArgs {
@@ -23,7 +26,7 @@ impl ZkArgs {
     }
 
     pub async fn connect(&self) -> Result<zookeeper_client::Client, CliError> {
-        Ok(zkbalance::inspect::connect(&self.zookeeper, self.timeout()).await?)
+        Ok(zkbalance::inspect::connect(&self.zookeeper, &self.security.access()?, self.timeout()).await?)
     }
 }
 

@@ -19,6 +19,9 @@ pub enum CliError {
     Unreachable(String),
     #[error("{0}")]
     BadChroot(String),
+    /// ZooKeeper refused the credentials, or the TLS handshake failed.
+    #[error("{0}")]
+    AuthFailed(String),
     #[error("{0}")]
     Kafka(String),
     /// Members are active and `--force` was not given.
@@ -40,6 +43,7 @@ impl CliError {
             CliError::Unreachable(_) | CliError::ZooKeeperNotInstalled(_) => 69,
             CliError::Internal(_) => 70,
             CliError::Refused(_) => 75,
+            CliError::AuthFailed(_) => 77,
             CliError::Kafka(_) => 76,
         }
     }
@@ -49,9 +53,14 @@ impl From<CoordError> for CliError {
     fn from(e: CoordError) -> Self {
         match e {
             CoordError::Config(c) => CliError::Usage(c.to_string()),
+            CoordError::Access(a) => CliError::Usage(a.to_string()),
+            CoordError::AuthFailed { .. } => CliError::AuthFailed(e.to_string()),
             CoordError::Unreachable { .. } => CliError::Unreachable(e.to_string()),
             CoordError::BadChroot { .. } => CliError::BadChroot(e.to_string()),
-            CoordError::ZooKeeper(_) | CoordError::StopTimeout(_) => CliError::Internal(e.to_string()),
+            CoordError::ZooKeeper(ref z) if z.code == zkbalance::zk_call::ZkCode::NoAuth => {
+                CliError::AuthFailed(e.to_string())
+            }
+            _ => CliError::Internal(e.to_string()),
         }
     }
 }
@@ -62,7 +71,9 @@ impl From<ConsumerError> for CliError {
             ConsumerError::Config(c) => CliError::Usage(c.to_string()),
             ConsumerError::Group(g) => g.into(),
             ConsumerError::UnknownTopic { .. } => CliError::UnknownTopic(e.to_string()),
-            ConsumerError::NoBrokers { .. } | ConsumerError::Kafka(_) => CliError::Kafka(e.to_string()),
+            ConsumerError::NoBrokers { .. } | ConsumerError::NoListener(_) | ConsumerError::Kafka(_) => {
+                CliError::Kafka(e.to_string())
+            }
             ConsumerError::Offset(zkbalance::offsets::OffsetError::Malformed(m)) => CliError::Malformed(m.to_string()),
             other => CliError::Internal(other.to_string()),
         }

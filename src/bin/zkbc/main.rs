@@ -7,6 +7,7 @@ mod demo;
 mod errors;
 mod group;
 mod offsets;
+mod security;
 mod sim;
 
 use std::process::ExitCode;

@@ -17,7 +17,7 @@ use crate::znode::{layout, BrokerRegistration, Codec, PartitionState, TopicRegis
 
 use super::process::{self, Supervised};
 use super::protocol::{BrokerInfo, Record, Reply, Request};
-use super::session::connect;
+use super::session::connect_with;
 use super::TestkitError;
 
 mod faults;
@@ -75,6 +75,8 @@ pub struct KafkaCluster {
     _dir: tempfile::TempDir,
     bootstrap: String,
     zk_connect: String,
+    /// How the cluster's own sessions (controller, brokers) authenticate.
+    access: crate::coord::ZkAccess,
     controller: Client,
     controller_epoch: i32,
     brokers: BTreeMap<BrokerId, BrokerSlot>,
@@ -122,13 +124,13 @@ fn persistent() -> zookeeper_client::CreateOptions<'static> {
 
 /// Creates `chroot` (e.g. `/kafka`) on the server named by the host part of
 /// `connect_string`, so a chrooted connect can succeed.
-async fn ensure_chroot(connect_string: &str) -> Result<(), TestkitError> {
+async fn ensure_chroot(connect_string: &str, access: &crate::coord::ZkAccess) -> Result<(), TestkitError> {
     let Some(slash) = connect_string.find('/') else { return Ok(()) };
     let (hosts, chroot) = connect_string.split_at(slash);
     if chroot == "/" {
         return Ok(());
     }
-    let root = connect(hosts, BROKER_SESSION_TIMEOUT).await?;
+    let root = connect_with(hosts, access, BROKER_SESSION_TIMEOUT).await?;
     root.mkdir(chroot, &persistent()).await.map_err(TestkitError::zk("mkdir", chroot))
 }
 
@@ -142,6 +144,17 @@ impl KafkaCluster {
     /// As [`KafkaCluster::start`], with an explicit path to the mock binary
     /// (integration tests pass `env!("CARGO_BIN_EXE_zkbalance-mock-kafka")`).
     pub async fn start_with_binary(binary: &Path, zk_connect: &str, brokers: i32) -> Result<Self, TestkitError> {
+        Self::start_secured(binary, zk_connect, &crate::coord::ZkAccess::default(), brokers).await
+    }
+
+    /// As [`KafkaCluster::start_with_binary`], registering through sessions
+    /// authenticated as `access` says (a server that requires SASL).
+    pub async fn start_secured(
+        binary: &Path,
+        zk_connect: &str,
+        access: &crate::coord::ZkAccess,
+        brokers: i32,
+    ) -> Result<Self, TestkitError> {
         let dir = tempfile::Builder::new().prefix("zkbalance-kafka-").tempdir().map_err(io("creating a temp dir"))?;
         let log = dir.path().join("mock-kafka.log");
         let log_file = std::fs::File::create(&log).map_err(io("creating the mock log"))?;
@@ -155,8 +168,8 @@ impl KafkaCluster {
         let child = process.child_mut().expect("just spawned");
         let stdin = ChildStdin::from_std(child.stdin.take().expect("piped")).map_err(io("mock stdin"))?;
         let stdout = ChildStdout::from_std(child.stdout.take().expect("piped")).map_err(io("mock stdout"))?;
-        ensure_chroot(zk_connect).await?;
-        let controller = connect(zk_connect, BROKER_SESSION_TIMEOUT).await?;
+        ensure_chroot(zk_connect, access).await?;
+        let controller = connect_with(zk_connect, access, BROKER_SESSION_TIMEOUT).await?;
         let mut cluster = KafkaCluster {
             process,
             stdin,
@@ -165,6 +178,7 @@ impl KafkaCluster {
             _dir: dir,
             bootstrap: String::new(),
             zk_connect: zk_connect.to_owned(),
+            access: access.clone(),
             controller,
             controller_epoch: 1,
             brokers: BTreeMap::new(),
@@ -249,7 +263,7 @@ impl KafkaCluster {
     }
 
     async fn register_broker(&mut self, id: BrokerId) -> Result<(), TestkitError> {
-        let session = connect(&self.zk_connect, BROKER_SESSION_TIMEOUT).await?;
+        let session = connect_with(&self.zk_connect, &self.access, BROKER_SESSION_TIMEOUT).await?;
         let slot = self.brokers.get_mut(&id).ok_or_else(|| TestkitError::InvalidArgument(format!("no broker {id}")))?;
         let reg = BrokerRegistration::plaintext_v4(&slot.info.host, slot.info.port, now_ms());
         let path = layout::broker(id);
