@@ -35,7 +35,8 @@
 //!   an even split. A pykafka member leaves when its stdin closes (its
 //!   `stop()`), ours on SIGTERM.
 //!
-//! ZooKeeper packets: `zk_packets_received` from `mntr` before and after.
+//! ZooKeeper packets: `zk_packets_received` from `mntr` before and after,
+//! less the requests of the bench's own observer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -61,10 +62,18 @@ struct Rig {
     zk: ZooKeeper,
     _kafka: KafkaCluster,
     observer: Client,
+    /// Requests the observer has sent: subtracted from the server's packet
+    /// counts, so the figures are the members' own.
+    observed: std::sync::atomic::AtomicU64,
     session_ms: u64,
 }
 
 impl Rig {
+    async fn count<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        self.observed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        request.await
+    }
+
     fn member(&self, group: &str, topic: &str) -> Supervised {
         self.member_in(group, topic, "scala")
     }
@@ -113,7 +122,7 @@ impl Rig {
         // A fallback bound: the owner znodes' data never changes in place,
         // but a missed watch must cost time, not the run.
         let fallback = tokio::time::sleep(Duration::from_millis(250));
-        match self.observer.list_and_watch_children(dir).await {
+        match self.count(self.observer.list_and_watch_children(dir)).await {
             Ok((children, watcher)) => {
                 let change = async move {
                     tokio::select! {
@@ -123,7 +132,7 @@ impl Rig {
                 };
                 (children, change.boxed())
             }
-            Err(_) => match self.observer.check_and_watch_stat(dir).await {
+            Err(_) => match self.count(self.observer.check_and_watch_stat(dir)).await {
                 Ok((None, watcher)) => {
                     let change = async move {
                         tokio::select! {
@@ -140,7 +149,7 @@ impl Rig {
     }
 
     async fn ctime(&self, path: &str) -> i64 {
-        self.observer.check_stat(path).await.ok().flatten().map_or(0, |s| s.ctime)
+        self.count(self.observer.check_stat(path)).await.ok().flatten().map_or(0, |s| s.ctime)
     }
 
     /// Waits until the owner znodes of `topic` are the Scala range split of
@@ -159,7 +168,7 @@ impl Rig {
             let (children, change) = self.children(&dir).await;
             for child in children {
                 if let (Ok(p), Ok((data, stat))) =
-                    (child.parse::<i32>(), self.observer.get_data(&format!("{dir}/{child}")).await)
+                    (child.parse::<i32>(), self.count(self.observer.get_data(&format!("{dir}/{child}"))).await)
                 {
                     got.insert(p, String::from_utf8_lossy(&data).into_owned());
                     last = last.max(stat.ctime);
@@ -211,7 +220,7 @@ impl Rig {
                 let (children, change) = self.children(dir).await;
                 changes.push(change);
                 for child in children {
-                    if let Ok((data, stat)) = self.observer.get_data(&format!("{dir}/{child}")).await {
+                    if let Ok((data, stat)) = self.count(self.observer.get_data(&format!("{dir}/{child}"))).await {
                         owners.insert(child, String::from_utf8_lossy(&data).into_owned());
                         last = last.max(stat.ctime);
                     }
@@ -235,7 +244,7 @@ impl Rig {
     /// Waits for `path` to be deleted; returns the wall time the watch fired.
     async fn deleted(&self, path: &str) -> i64 {
         loop {
-            match self.observer.check_and_watch_stat(path).await {
+            match self.count(self.observer.check_and_watch_stat(path)).await {
                 Ok((None, _)) => return wall_ms(),
                 Ok((Some(_), watcher)) => {
                     let event = tokio::time::timeout(Duration::from_secs(60), watcher.changed())
@@ -250,6 +259,7 @@ impl Rig {
         }
     }
 
+    /// ZooKeeper's `zk_packets_received` less the observer's own requests.
     async fn packets(&self) -> u64 {
         let ask = async {
             let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.zk.client_port(0))).await.ok()?;
@@ -258,7 +268,9 @@ impl Rig {
             s.read_to_string(&mut out).await.ok()?;
             out.lines().find_map(|l| l.strip_prefix("zk_packets_received")).and_then(|v| v.trim().parse().ok())
         };
-        tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten().expect("mntr answers")
+        let received: u64 =
+            tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten().expect("mntr answers");
+        received - self.observed.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -462,7 +474,7 @@ async fn main() {
         kafka.create_topic(&format!("t{p}"), p, 1).await.expect("topic");
     }
     let observer = zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(30)).await.expect("observer");
-    let rig = Rig { zk, _kafka: kafka, observer, session_ms };
+    let rig = Rig { zk, _kafka: kafka, observer, observed: Default::default(), session_ms };
     // A fresh ZooKeeper server runs its first few thousand requests in
     // the JVM's interpreter: the first trials of a run took 2-3x the
     // median (20-27 ms against 9), later ones did not. Production servers

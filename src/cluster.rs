@@ -22,45 +22,6 @@ pub struct PartitionView {
     pub state: Option<PartitionState>,
 }
 
-/// Which of a broker's endpoints a client uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Listener {
-    /// The first endpoint speaking this security protocol (`PLAINTEXT`,
-    /// `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`), by the registration's
-    /// `listener_security_protocol_map`.
-    Protocol(String),
-    /// The endpoint of this listener name (as in `listeners=NAME://…`).
-    Named(String),
-}
-
-impl Listener {
-    /// The listener for a client configured with `security.protocol`
-    /// (`None`: librdkafka's default, PLAINTEXT).
-    pub fn for_protocol(security_protocol: Option<&str>) -> Self {
-        Listener::Protocol(security_protocol.unwrap_or("PLAINTEXT").to_ascii_uppercase())
-    }
-}
-
-impl std::fmt::Display for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listener::Protocol(p) => write!(f, "security protocol {p}"),
-            Listener::Named(n) => write!(f, "listener {n}"),
-        }
-    }
-}
-
-/// No live broker offers the wanted listener.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("no registered broker offers a {wanted} endpoint (they offer: {})", if offered.is_empty() { "none".to_owned() } else { offered.join(", ") })]
-pub struct NoListener {
-    /// What was asked for.
-    pub wanted: Listener,
-    /// `NAME (PROTOCOL)` of every endpoint the brokers register.
-    pub offered: Vec<String>,
-}
-
 /// What ZooKeeper says about the cluster at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
@@ -82,39 +43,6 @@ impl ClusterView {
             .map(|e| e.address())
             .collect::<Vec<_>>()
             .join(",")
-    }
-
-    /// `host:port` of every live broker's endpoint for `choice`, for
-    /// `bootstrap.servers`. Brokers without such an endpoint are left out;
-    /// when none has one, the error says what the brokers do offer.
-    pub fn bootstrap_for(&self, choice: &Listener) -> Result<String, NoListener> {
-        let servers: Vec<String> = self
-            .brokers
-            .values()
-            .filter_map(|b| match choice {
-                Listener::Protocol(p) => b.endpoint_for(p),
-                Listener::Named(n) => b.endpoints.iter().find(|e| e.listener.eq_ignore_ascii_case(n)).cloned(),
-            })
-            .map(|e| e.address())
-            .collect();
-        if servers.is_empty() && !self.brokers.is_empty() {
-            let mut offered: Vec<String> = self
-                .brokers
-                .values()
-                .flat_map(|b| {
-                    let legacy = b.endpoint_for("PLAINTEXT").filter(|_| b.endpoints.is_empty());
-                    b.endpoints
-                        .iter()
-                        .chain(legacy.as_ref())
-                        .map(|e| format!("{} ({})", e.listener, b.protocol_of(&e.listener)))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            offered.sort();
-            offered.dedup();
-            return Err(NoListener { wanted: choice.clone(), offered });
-        }
-        Ok(servers.join(","))
     }
 
     /// The current leader of a partition, if known.
@@ -214,46 +142,4 @@ async fn read_topics(zk: &Client, view: &mut ClusterView) -> Result<(), ZkCallEr
         view.topics.insert(topic, partitions);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn view(registrations: &[&str]) -> ClusterView {
-        let mut view = ClusterView::default();
-        for (i, json) in registrations.iter().enumerate() {
-            let path = format!("/brokers/ids/{i}");
-            let reg = BrokerRegistration::decode(&path, json.as_bytes()).expect("a registration");
-            view.brokers.insert(BrokerId(i as i32), reg);
-        }
-        view
-    }
-
-    const SSL_ONLY: &str = r#"{"listener_security_protocol_map":{"SSL":"SSL"},"endpoints":["SSL://b0:9093"],"jmx_port":-1,"host":null,"timestamp":"1700000000000","port":-1,"version":4}"#;
-    const NAMED: &str = r#"{"listener_security_protocol_map":{"INTERNAL":"SASL_SSL","EXTERNAL":"SSL"},"endpoints":["INTERNAL://b1.internal:9094","EXTERNAL://b1.example.com:9093"],"jmx_port":-1,"host":null,"timestamp":"1700000000000","port":-1,"version":4}"#;
-
-    #[test]
-    fn endpoints_are_chosen_by_protocol_or_listener_name() {
-        let v = view(&[SSL_ONLY, NAMED]);
-        let ssl = Listener::for_protocol(Some("ssl"));
-        assert_eq!(v.bootstrap_for(&ssl).unwrap(), "b0:9093,b1.example.com:9093");
-        assert_eq!(v.bootstrap_for(&Listener::for_protocol(Some("SASL_SSL"))).unwrap(), "b1.internal:9094");
-        assert_eq!(v.bootstrap_for(&Listener::Named("internal".into())).unwrap(), "b1.internal:9094");
-        // The legacy spelling reads PLAINTEXT only, and these brokers have none.
-        assert_eq!(v.bootstrap_servers(), "");
-    }
-
-    #[test]
-    fn a_listener_nobody_offers_is_a_clear_error() {
-        let v = view(&[SSL_ONLY, NAMED]);
-        let err = v.bootstrap_for(&Listener::for_protocol(None)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "no registered broker offers a security protocol PLAINTEXT endpoint \
-             (they offer: EXTERNAL (SSL), INTERNAL (SASL_SSL), SSL (SSL))"
-        );
-        let err = v.bootstrap_for(&Listener::Named("REPLICATION".into())).unwrap_err();
-        assert!(err.to_string().starts_with("no registered broker offers a listener REPLICATION endpoint"), "{err}");
-    }
 }

@@ -41,6 +41,7 @@ pub(crate) mod fetch;
 pub mod ids;
 pub mod inspect;
 pub(crate) mod kafka;
+pub mod kafka_access;
 pub mod offsets;
 pub mod protocol;
 pub mod sim;

@@ -192,6 +192,35 @@ async fn holds(fault: Fault, flavour: Flavour, ensemble: usize) {
     }
 }
 
+/// As [`holds`], on a secured server: what differs is that every new
+/// session (after an expiry, after the server comes back) must
+/// authenticate, or shake hands, again.
+async fn holds_secured(fault: Fault, flavour: Flavour, sasl: bool, tls: bool) {
+    common::init_tracing();
+    let mut spec = spec(flavour, 1);
+    spec.session_timeout = session_for(fault);
+    (spec.sasl, spec.tls) = (sasl, tls);
+    let (_, v) = scenario(fault, spec).await;
+    let mode = format!("{fault:?} (SASL {sasl}, TLS {tls})");
+    assert!(v.violations().is_empty(), "{mode}: {}\n{}", v.summary(), v.violations().join("\n"));
+    assert!(v.lost.is_empty() && v.produced > 0, "{mode}: {}", v.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_outage_past_the_session_with_sasl_and_tls() {
+    holds_secured(Fault::ZkOutageLong, Flavour::Scala, true, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_past_the_session_with_sasl() {
+    holds_secured(Fault::CutLong, Flavour::Pykafka, true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_past_the_session_over_tls() {
+    holds_secured(Fault::CutLong, Flavour::Scala, false, true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_past_the_session() {
     holds(Fault::CutLong, Flavour::Pykafka, 1).await;

@@ -293,7 +293,8 @@ async fn dual_storage_writes_both_and_reads_the_larger_and_listeners_bracket_own
     let observer =
         zkbalance::inspect::connect(&connect, &Default::default(), Duration::from_secs(5)).await.expect("observer");
     let view = zkbalance::cluster::read(&observer).await.expect("view");
-    let kafka_side = zkbalance::inspect::KafkaSide::new(&view, "dual", Duration::from_secs(5)).expect("kafka");
+    let kafka_side =
+        zkbalance::inspect::KafkaSide::new(&view, "dual", Duration::from_secs(5), &Default::default()).expect("kafka");
     assert_eq!(kafka_side.committed("dual", 0).await.expect("OffsetFetch"), Some(100));
     let (bytes, _) = observer.get_data("/consumers/dual/offsets/dual/0").await.expect("ZooKeeper offset");
     assert_eq!(bytes, b"100");

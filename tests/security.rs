@@ -14,6 +14,7 @@ use zkbalance::znode::Flavour;
 
 const PASSWORD: &str = "correct-horse-battery";
 const WRONG: &str = "wrong-staple-1234";
+const KAFKA_SECRET: &str = "kafka-sasl-secret-999";
 
 fn sasl(password: &str) -> ZkAccess {
     ZkAccess::new().with_sasl(ZkSasl::DigestMd5 { username: "zkb".into(), password: Secret::new(password) })
@@ -208,6 +209,16 @@ async fn kafka_security_properties_reach_librdkafka_and_the_wanted_listener_must
         assert_eq!(code, 76, "{args:?}: {stderr}");
         assert!(stderr.contains(wanted) && stderr.contains("they offer: PLAINTEXT (PLAINTEXT)"), "{stderr}");
     }
+    // The offset tool reaches Kafka the same way.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
+        .args(["offsets", "reset", "g", "--topic", "sec", "--to", "earliest", "--zookeeper", &connect])
+        .args(["--listener", "EXTERNAL"])
+        .output()
+        .await
+        .expect("zkbc offsets reset");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("a listener EXTERNAL endpoint"), "{stderr}");
     // TLS asked of a plaintext broker, bootstrapped directly: librdkafka
     // (built with OpenSSL by the kafka-ssl feature) tries a handshake the
     // broker cannot answer, so nothing is delivered.
@@ -261,6 +272,7 @@ async fn secrets_stay_out_of_help_logs_and_errors() {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"));
     cmd.args(["consume", "--zookeeper", &connect, "--group", "g", "--topic", "sec", "--flavour", "scala"])
         .args(["--from", "earliest", "--max-messages", "5", "--zookeeper-sasl", "digest-md5:zkb"])
+        .args(["-X", &format!("sasl.password={KAFKA_SECRET}"), "-X", "sasl.username=zkb"])
         .envs(env)
         .env("RUST_LOG", "trace")
         .kill_on_drop(true);
@@ -269,4 +281,5 @@ async fn secrets_stay_out_of_help_logs_and_errors() {
     assert!(out.status.success(), "the run succeeds: {}", log.lines().rev().take(5).collect::<Vec<_>>().join("\n"));
     assert!(log.lines().count() > 100, "a trace log was written");
     assert!(!log.contains(PASSWORD) && !log.contains(WRONG), "no secret in the trace log");
+    assert!(!log.contains(KAFKA_SECRET), "no Kafka secret in the trace log");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::assign::Strategy;
 use crate::balance::ConfigError;
 use crate::coord::{GroupBuilder, GroupConfig};
+use crate::kafka_access::KafkaAccess;
 use crate::offsets::{OffsetReset, OffsetStorage};
 use crate::znode::Flavour;
 
@@ -31,9 +32,7 @@ pub struct ConsumerBuilder {
     reset: Option<OffsetReset>,
     buffer: usize,
     auto_commit: Option<Duration>,
-    bootstrap: Option<String>,
-    broker_listener: Option<String>,
-    kafka: Vec<(String, String)>,
+    kafka: KafkaAccess,
     kafka_timeout: Duration,
     listener: Option<Arc<dyn RebalanceListener>>,
 }
@@ -53,9 +52,7 @@ impl Default for ConsumerBuilder {
             reset: None,
             buffer: 10_000,
             auto_commit: Some(Duration::from_secs(5)),
-            bootstrap: None,
-            broker_listener: None,
-            kafka: Vec::new(),
+            kafka: KafkaAccess::default(),
             kafka_timeout: Duration::from_secs(10),
             listener: None,
         }
@@ -74,10 +71,9 @@ pub(crate) struct ConsumerConfig {
     pub reset: OffsetReset,
     pub buffer: usize,
     pub auto_commit: Option<Duration>,
-    pub bootstrap: Option<String>,
-    /// Which endpoint of the registered brokers to use.
-    pub broker_listener: crate::cluster::Listener,
-    pub kafka: Vec<(String, String)>,
+    /// Which brokers (given, or registered: by which listener), and the
+    /// librdkafka properties.
+    pub kafka: KafkaAccess,
     pub kafka_timeout: Duration,
     pub listener: Option<Arc<dyn RebalanceListener>>,
 }
@@ -187,26 +183,33 @@ impl ConsumerBuilder {
         self
     }
 
+    /// How to reach Kafka, all at once: given brokers or a listener, and
+    /// librdkafka properties (replaces what the other Kafka setters set).
+    pub fn kafka_access(mut self, access: KafkaAccess) -> Self {
+        self.kafka = access;
+        self
+    }
+
     /// Use the brokers' endpoints of this listener name (as in Kafka's
     /// `listeners=NAME://…`). Default: the first endpoint speaking the
     /// `security.protocol` given with [`kafka_property`](Self::kafka_property)
     /// (PLAINTEXT when none is).
     pub fn listener_name(mut self, name: impl Into<String>) -> Self {
-        self.broker_listener = Some(name.into());
+        self.kafka.listener = Some(name.into());
         self
     }
 
     /// Kafka brokers to bootstrap from (default: those registered in
     /// ZooKeeper).
     pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
-        self.bootstrap = Some(servers.into());
+        self.kafka.bootstrap = Some(servers.into());
         self
     }
 
     /// A librdkafka property for the fetching client (e.g.
     /// `fetch.max.bytes`). The consumer's own properties are refused.
     pub fn kafka_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.kafka.push((key.into(), value.into()));
+        self.kafka.properties.push((key.into(), value.into()));
         self
     }
 
@@ -237,21 +240,16 @@ impl ConsumerBuilder {
         if self.kafka_timeout.is_zero() {
             return Err(invalid("kafka_timeout", "must be positive"));
         }
-        if let Some(b) = &self.bootstrap {
+        if let Some(b) = &self.kafka.bootstrap {
             if b.split(',')
                 .any(|s| s.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
             {
                 return Err(invalid("bootstrap_servers", format!("{b:?} is not host:port[,host:port...]")));
             }
         }
-        if let Some((k, _)) = self.kafka.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
+        if let Some((k, _)) = self.kafka.properties.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
             return Err(invalid("kafka_property", format!("{k} is set by the consumer itself")));
         }
-        let protocol = self.kafka.iter().rev().find(|(k, _)| k == "security.protocol").map(|(_, v)| v.as_str());
-        let broker_listener = match self.broker_listener.filter(|l| !l.trim().is_empty()) {
-            Some(name) => crate::cluster::Listener::Named(name),
-            None => crate::cluster::Listener::for_protocol(protocol),
-        };
         Ok(ConsumerConfig {
             group,
             storage: self.storage.unwrap_or(match self.flavour {
@@ -264,8 +262,6 @@ impl ConsumerBuilder {
             }),
             buffer: self.buffer,
             auto_commit: self.auto_commit,
-            bootstrap: self.bootstrap,
-            broker_listener,
             kafka: self.kafka,
             kafka_timeout: self.kafka_timeout,
             listener: self.listener,

@@ -51,7 +51,7 @@ use crate::balance::{ConfigError, Verdict};
 use crate::coord::{AssignmentView, CoordError, GroupMember};
 use crate::fetch::{FetchStats, Fetched, Fetcher, Run};
 use crate::ids::{MemberId, TopicPartition};
-use crate::kafka::{bootstrap_from_zookeeper, follow_brokers, ClientSettings, KafkaClient};
+use crate::kafka::{follow_brokers, ClientSettings, KafkaClient};
 use crate::offsets::{Committer, KafkaOffsets, OffsetError, ZkOffsets};
 use config::ConsumerConfig;
 use control::Shared;
@@ -81,7 +81,7 @@ pub enum ConsumerError {
     /// No registered broker offers the wanted listener (by name, or by
     /// the `security.protocol` configured).
     #[error(transparent)]
-    NoListener(crate::cluster::NoListener),
+    NoListener(crate::kafka_access::NoListener),
     /// A ZooKeeper request failed (reading the cluster, at start).
     #[error(transparent)]
     ZooKeeper(#[from] crate::zk_call::ZkCallError),
@@ -145,11 +145,6 @@ impl std::fmt::Debug for BalancedConsumer {
     }
 }
 
-/// How long a starting member waits for its topics' metadata before it
-/// joins: long enough for a reachable cluster, short enough that an
-/// unreachable one delays the join only a little.
-const WARM_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl BalancedConsumer {
     /// A builder.
     pub fn builder() -> ConsumerBuilder {
@@ -168,18 +163,24 @@ impl BalancedConsumer {
                 Err(source) => return Err(crate::coord::zk::call("read", path)(source).into()),
             }
         }
-        let bootstrap = match &cfg.bootstrap {
-            Some(b) => b.clone(),
-            None => bootstrap_from_zookeeper(&zk, &cfg.broker_listener)
-                .await?
-                .ok_or_else(|| ConsumerError::NoBrokers { connect: g.zookeeper.clone() })?
-                .map_err(ConsumerError::NoListener)?,
+        let view = match cfg.kafka.bootstrap {
+            Some(_) => crate::cluster::ClusterView::default(),
+            None => crate::cluster::read_brokers(&zk).await?,
         };
+        let bootstrap = cfg
+            .kafka
+            .bootstrap(&view)
+            .map_err(ConsumerError::NoListener)?
+            .ok_or_else(|| ConsumerError::NoBrokers { connect: g.zookeeper.clone() })?;
         drop(zk);
-        let settings =
-            ClientSettings { bootstrap, group: g.group.clone(), reset: cfg.reset, overrides: cfg.kafka.clone() };
+        let settings = ClientSettings {
+            bootstrap,
+            group: g.group.clone(),
+            reset: cfg.reset,
+            overrides: cfg.kafka.properties.clone(),
+        };
         let client = Arc::new(crate::kafka::client(&settings)?);
-        crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout.min(WARM_UP_WAIT)).await;
+        crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
         let view = member.assignment();
@@ -199,7 +200,7 @@ impl BalancedConsumer {
         let brokers = Arc::new(AtomicUsize::new(0));
         tokio::spawn(follow_brokers(
             member.sessions(),
-            cfg.broker_listener.clone(),
+            cfg.kafka.listener(),
             Arc::clone(&client),
             Arc::clone(&brokers),
         ));

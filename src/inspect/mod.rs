@@ -26,6 +26,7 @@ use crate::coord::zk::Watching;
 use crate::coord::CoordError;
 use crate::ids::{GroupId, PartitionId, TopicName};
 use crate::kafka::{ClientSettings, KafkaClient};
+use crate::kafka_access::KafkaAccess;
 use crate::offsets::OffsetStorage;
 use crate::protocol::{GroupRead, ReadGroup};
 use crate::znode::{layout, Codec, ZkOffset, ZnodeError};
@@ -124,17 +125,25 @@ fn kafka_err(e: rdkafka::error::KafkaError) -> InspectError {
 }
 
 impl KafkaSide {
-    /// A client for `group`, bootstrapped from the brokers in `view`.
-    pub fn new(view: &ClusterView, group: &str, timeout: Duration) -> Result<Self, InspectError> {
-        let servers = view.bootstrap_servers();
-        if servers.is_empty() {
-            return Err(InspectError::Kafka("no broker is registered in ZooKeeper".into()));
-        }
+    /// A client for `group`, bootstrapped as `access` says: given brokers,
+    /// or the registered brokers in `view` (their endpoints of the wanted
+    /// listener), with `access`'s librdkafka properties.
+    ///
+    /// # Errors
+    /// [`InspectError::Kafka`] when no broker is registered, none offers
+    /// the wanted listener, or librdkafka refuses the properties.
+    pub fn new(view: &ClusterView, group: &str, timeout: Duration, access: &KafkaAccess) -> Result<Self, InspectError> {
+        let servers = access
+            .bootstrap(view)
+            .map_err(|e| InspectError::Kafka(e.to_string()))?
+            .ok_or_else(|| InspectError::Kafka("no broker is registered in ZooKeeper".into()))?;
+        let mut overrides = vec![("log_level".to_owned(), "3".to_owned())];
+        overrides.extend(access.properties.iter().cloned());
         let settings = ClientSettings {
             bootstrap: servers,
             group: group_id(group)?,
             reset: crate::offsets::OffsetReset::Earliest,
-            overrides: vec![("log_level".into(), "3".into())],
+            overrides,
         };
         let client = crate::kafka::client(&settings).map_err(kafka_err)?;
         Ok(KafkaSide { client: Arc::new(client), timeout })

@@ -2,18 +2,7 @@
 //! and followed for the client's life.
 
 use super::KafkaClient;
-use crate::cluster::{Listener, NoListener};
-
-/// `host:port,...` of the `listener` endpoints of the brokers registered
-/// in ZooKeeper, for `bootstrap.servers`; `None` when no broker is
-/// registered, an error when none offers that listener.
-pub(crate) async fn bootstrap_from_zookeeper(
-    zk: &zookeeper_client::Client,
-    listener: &Listener,
-) -> Result<Option<Result<String, NoListener>>, crate::zk_call::ZkCallError> {
-    let view = crate::cluster::read_brokers(zk).await?;
-    Ok((!view.brokers.is_empty()).then(|| view.bootstrap_for(listener)))
-}
+use crate::kafka_access::{bootstrap_for, Listener};
 
 /// Follows the broker registrations in ZooKeeper for the consumer's life:
 /// brokers that appear are added to librdkafka, so a cluster whose brokers
@@ -35,7 +24,7 @@ pub(crate) async fn follow_brokers(
         match read {
             Ok((view, watcher)) => {
                 known.store(view.brokers.len(), std::sync::atomic::Ordering::Relaxed);
-                let added = super::ffi::add_brokers(&client, &view.bootstrap_for(&listener).unwrap_or_default());
+                let added = super::ffi::add_brokers(&client, &bootstrap_for(&view, &listener).unwrap_or_default());
                 if added > 0 {
                     tracing::info!(added, "brokers from ZooKeeper added");
                 }

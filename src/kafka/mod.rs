@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-pub(crate) use brokers::{bootstrap_from_zookeeper, follow_brokers};
+pub(crate) use brokers::follow_brokers;
 
 use crate::ids::GroupId;
 use crate::offsets::OffsetReset;
@@ -110,27 +110,24 @@ fn offset_of(tpl: &TopicPartitionList) -> Option<u64> {
     })
 }
 
-/// Asks for the topics' metadata and waits for it, for at most `wait`,
-/// before the member joins. The first partitions it claims then find their
-/// leaders known and the connection to them open (a partition assigned
-/// before its leader is known waits for librdkafka's retry, about 500 ms),
-/// and the client's start-up work (connections, API versions) is done
-/// before the member's registration starts a rebalance, not during it.
-/// Best effort: a failure or a slow cluster only leaves the lookup to
-/// librdkafka; the request goes on in the background.
-pub(crate) async fn warm_up(client: &Arc<KafkaClient>, topics: &[crate::ids::TopicName], wait: Duration) {
-    let lookups = topics.iter().map(|topic| {
+/// Asks for the topics' metadata in the background, while the member
+/// joins: the first partitions it claims then find their leaders known and
+/// the connection to them open (a partition assigned before its leader is
+/// known waits for librdkafka's retry, about 500 ms). Best effort: a
+/// failure only leaves the lookup to librdkafka.
+///
+/// Not awaited before joining: that spreads the registrations of members
+/// started together, and each registration is a rebalance round for those
+/// already in (8 members at once: 1,232 ZooKeeper packets awaited, 898 not,
+/// in `benches/rebalance.rs`).
+pub(crate) fn warm_up(client: &Arc<KafkaClient>, topics: &[crate::ids::TopicName], timeout: Duration) {
+    for topic in topics {
         let (client, topic) = (Arc::clone(client), topic.as_str().to_owned());
-        let timeout = wait.max(Duration::from_secs(1));
         tokio::task::spawn_blocking(move || {
             if let Err(e) = client.fetch_metadata(Some(&topic), timeout) {
                 tracing::debug!(%topic, error = %e, "metadata warm-up failed");
             }
-        })
-    });
-    let all = futures_util::future::join_all(lookups.collect::<Vec<_>>());
-    if tokio::time::timeout(wait, all).await.is_err() {
-        tracing::debug!(?wait, "metadata warm-up still under way; joining anyway");
+        });
     }
 }
 

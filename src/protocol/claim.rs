@@ -1,8 +1,9 @@
 //! Claiming a partition, and waiting for its owner znodes to go.
 //!
-//! A claim is not one atomic step: it lists the partition's owner znodes
-//! (a pykafka peer that saw another leader names it differently), then
-//! creates ours (every spelling, one transaction). On `NodeExists` it reads
+//! A claim is not one atomic step: in pykafka's layout it lists the
+//! partition's owner znodes (a pykafka peer that saw another leader names
+//! it differently; a Scala partition has one name, so there the claim goes
+//! straight to the create, one round trip less), then creates ours (every spelling, one transaction). On `NodeExists` it reads
 //! what is there: ours from this session (a retried create whose reply was
 //! lost), or anyone else's — a peer's, or an earlier incarnation's of this
 //! member id (a static member restarted), which is waited out like a
@@ -27,7 +28,7 @@
 use crate::assign::Slot;
 use crate::balance::ClaimOutcome;
 use crate::ids::TopicPartition;
-use crate::znode::{Flavour, OwnerName};
+use crate::znode::OwnerName;
 
 use super::layout::GroupLayout;
 use super::ops::{MultiFailure, Procedure, Reply, Request, Stat, Step, Write};
@@ -126,6 +127,17 @@ impl Claim {
         }
     }
 
+    /// Creates our owner znodes (every spelling, one transaction).
+    fn create(&mut self) -> Step<ClaimOutcome> {
+        self.stage = Stage::Created;
+        let writes = self
+            .paths
+            .iter()
+            .map(|p| Write::Create { path: p.clone(), data: self.payload.clone(), ephemeral: true })
+            .collect();
+        Step::Send(vec![Request::Multi(writes)])
+    }
+
     fn withdraw(&mut self) -> Step<ClaimOutcome> {
         self.stage = Stage::Withdrawn;
         let deletes = self.paths.iter().map(|p| Write::Delete { path: p.clone(), version: Some(0) }).collect();
@@ -135,7 +147,7 @@ impl Claim {
     /// Ours exists (created with `czxid`): where the partition has other
     /// possible names, look for an older claim under one of them.
     fn verify(&mut self, czxid: i64) -> Step<ClaimOutcome> {
-        if self.layout.flavour != Flavour::Pykafka {
+        if self.layout.one_name_per_partition() {
             return Step::Done(ClaimOutcome::Claimed { czxid });
         }
         self.stage = Stage::Verify(czxid);
@@ -148,6 +160,9 @@ impl Procedure for Claim {
 
     fn resume(&mut self, replies: Vec<Reply>) -> Step<ClaimOutcome> {
         match std::mem::replace(&mut self.stage, Stage::Start) {
+            // With one name per partition there is nothing to list: the
+            // create itself finds a claim already there (`NodeExists`).
+            Stage::Start if self.layout.one_name_per_partition() => self.create(),
             Stage::Start => {
                 self.stage = Stage::Listed;
                 Step::Send(list(&self.dirs))
@@ -161,15 +176,7 @@ impl Procedure for Claim {
                     self.stage = Stage::Foreign(others.clone());
                     Step::Send(others.into_iter().map(|path| Request::Data { path, watch: false }).collect())
                 }
-                Ok(_) => {
-                    self.stage = Stage::Created;
-                    let writes = self
-                        .paths
-                        .iter()
-                        .map(|p| Write::Create { path: p.clone(), data: self.payload.clone(), ephemeral: true })
-                        .collect();
-                    Step::Send(vec![Request::Multi(writes)])
-                }
+                Ok(_) => self.create(),
             },
             Stage::Foreign(paths) => {
                 let mut orphans = Vec::new();

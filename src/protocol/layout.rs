@@ -66,6 +66,14 @@ impl GroupLayout {
         owner_dirs(&self.group, self.flavour, topic)
     }
 
+    /// Whether a partition has exactly one owner znode name, whatever a
+    /// member read (Scala: the partition id), so a claim need not look for
+    /// others; pykafka's names embed the leader, which members may read
+    /// differently.
+    pub fn one_name_per_partition(&self) -> bool {
+        self.flavour == Flavour::Scala
+    }
+
     /// The owner znodes a claim of `tp` under `name` creates (one per
     /// spelling).
     pub fn owner_paths(&self, tp: &TopicPartition, name: OwnerName) -> Vec<String> {

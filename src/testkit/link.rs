@@ -59,7 +59,7 @@ impl ZkLink {
         let state = Arc::new(state);
         let mut proxies = Vec::new();
         for i in 0..zk.size() {
-            let upstream: SocketAddr = ([127, 0, 0, 1], zk.client_port(i)).into();
+            let upstream: SocketAddr = ([127, 0, 0, 1], zk.link_port(i)).into();
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|source| TestkitError::Io { what: "binding a proxy port".into(), source })?;

@@ -111,7 +111,8 @@ impl ZooKeeper {
         Self::start_secured(1, &security).await
     }
 
-    async fn start_secured(size: usize, security: &ServerSecurity) -> Result<Self, TestkitError> {
+    /// Starts `size` nodes secured as `security` says (TLS: standalone only).
+    pub async fn start_secured(size: usize, security: &ServerSecurity) -> Result<Self, TestkitError> {
         if !Path::new(JAR).exists() {
             return Err(TestkitError::ZooKeeperNotInstalled { jar: JAR.into() });
         }
@@ -254,6 +255,16 @@ impl ZooKeeper {
     /// `127.0.0.1:p1,127.0.0.1:p2,...` for every node.
     pub fn connect_string(&self) -> String {
         self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.client_port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The port a [`ZkLink`](super::ZkLink) to node `index` forwards to:
+    /// the TLS port when the server has one (members then speak TLS
+    /// through the link), else the plain client port.
+    pub fn link_port(&self, index: usize) -> u16 {
+        match self.secure_port {
+            Some(port) if index == 0 => port,
+            _ => self.nodes[index].client_port,
+        }
     }
 
     /// The TLS client port's connect string, when the server has one.

@@ -19,18 +19,8 @@ pub struct Args {
     zookeeper: String,
     #[command(flatten)]
     security: crate::security::ZkSecurity,
-    /// A librdkafka property, KEY=VALUE (repeatable), as kcat's -X: e.g.
-    /// security.protocol=SSL, ssl.ca.location=FILE, sasl.mechanisms=PLAIN.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
-    kafka_property: Vec<(String, String)>,
-    /// Bootstrap from these brokers instead of the registrations in
-    /// ZooKeeper (when the registered addresses are not reachable from here).
-    #[arg(long, value_name = "HOST:PORT[,...]")]
-    bootstrap_server: Option<String>,
-    /// Use the brokers' endpoints of this listener name. Default: the
-    /// endpoint speaking -X security.protocol (PLAINTEXT when not given).
-    #[arg(long, value_name = "NAME")]
-    listener: Option<String>,
+    #[command(flatten)]
+    kafka: crate::security::KafkaArgs,
     /// Consumer group.
     #[arg(long)]
     group: String,
@@ -211,13 +201,6 @@ fn with_mutant(
     Ok(builder)
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err("expected KEY=VALUE".into()),
-    }
-}
-
 /// Most messages written (and acknowledged) per batch.
 const BATCH: usize = 4096;
 
@@ -242,15 +225,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         _ => builder,
     }
     .membership(|g| g.exclude_internal_topics(internal));
-    for (k, v) in &args.kafka_property {
-        builder = builder.kafka_property(k, v);
-    }
-    if let Some(servers) = &args.bootstrap_server {
-        builder = builder.bootstrap_servers(servers);
-    }
-    if let Some(name) = &args.listener {
-        builder = builder.listener_name(name);
-    }
+    builder = builder.kafka_access(args.kafka.access());
     if let Some(s) = args.offset_storage {
         builder = builder.offset_storage(s);
     }

@@ -23,6 +23,8 @@ pub enum GroupCommand {
         group: String,
         #[command(flatten)]
         zk: ZkArgs,
+        #[command(flatten)]
+        kafka: crate::security::KafkaArgs,
         /// Where committed offsets are read: zookeeper, kafka, or dual (the larger).
         #[arg(long, default_value = "dual")]
         offset_storage: OffsetStorage,
@@ -46,12 +48,12 @@ pub async fn run(cmd: GroupCommand) -> Result<(), CliError> {
                 }
             }
         }
-        GroupCommand::Describe { group, zk, offset_storage, format } => {
+        GroupCommand::Describe { group, zk, kafka, offset_storage, format } => {
             let client = zk.connect().await?;
             let view = cluster::read_brokers(&client).await?;
             // Log ends (and Kafka offsets) need a broker; without one the
             // ZooKeeper side is still shown.
-            let kafka = KafkaSide::new(&view, &group, zk.timeout()).ok();
+            let kafka = KafkaSide::new(&view, &group, zk.timeout(), &kafka.access()).ok();
             let d = inspect::describe_group(&client, &group, offset_storage, kafka.as_ref()).await?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&d).expect("serializable")),

@@ -21,6 +21,8 @@ pub enum OffsetsCommand {
         to: String,
         #[command(flatten)]
         zk: ZkArgs,
+        #[command(flatten)]
+        kafka: crate::security::KafkaArgs,
         /// Where to write: zookeeper, kafka, or dual (both).
         #[arg(long, default_value = "dual")]
         offset_storage: OffsetStorage,
@@ -56,11 +58,11 @@ fn target(to: &str) -> Result<ResetTarget, CliError> {
 }
 
 pub async fn run(cmd: OffsetsCommand) -> Result<(), CliError> {
-    let OffsetsCommand::Reset { group, topic, to, zk, offset_storage, force, format } = cmd;
+    let OffsetsCommand::Reset { group, topic, to, zk, kafka, offset_storage, force, format } = cmd;
     let target = target(&to)?;
     let client = zk.connect().await?;
     let view = cluster::read_brokers(&client).await?;
-    let kafka = KafkaSide::new(&view, &group, zk.timeout())?;
+    let kafka = KafkaSide::new(&view, &group, zk.timeout(), &kafka.access())?;
     let offsets = inspect::reset_offsets(&client, &kafka, &group, &topic, target, offset_storage, force).await?;
     match format {
         Format::Json => {

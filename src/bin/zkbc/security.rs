@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use zkbalance::coord::{AclPolicy, Secret, ZkAccess, ZkSasl, ZkTls};
+use zkbalance::kafka_access::KafkaAccess;
 
 use crate::errors::CliError;
 
@@ -93,5 +94,40 @@ impl ZkSecurity {
             access = access.with_tls(ZkTls::from_files(ca, identity).map_err(usage)?);
         }
         Ok(access)
+    }
+}
+
+/// How to reach Kafka: shared by `consume`, `group describe` and
+/// `offsets reset`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KafkaArgs {
+    /// A librdkafka property, KEY=VALUE (repeatable), as kcat's -X: e.g.
+    /// security.protocol=SSL, ssl.ca.location=FILE, sasl.mechanisms=PLAIN.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    kafka_property: Vec<(String, String)>,
+    /// Bootstrap from these brokers instead of the registrations in
+    /// ZooKeeper (when the registered addresses are not reachable from here).
+    #[arg(long, value_name = "HOST:PORT[,...]")]
+    bootstrap_server: Option<String>,
+    /// Use the brokers' endpoints of this listener name. Default: the
+    /// endpoint speaking -X security.protocol (PLAINTEXT when not given).
+    #[arg(long, value_name = "NAME")]
+    listener: Option<String>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+impl KafkaArgs {
+    pub fn access(&self) -> KafkaAccess {
+        KafkaAccess {
+            bootstrap: self.bootstrap_server.clone(),
+            listener: self.listener.clone(),
+            properties: self.kafka_property.clone(),
+        }
     }
 }

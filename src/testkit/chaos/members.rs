@@ -41,6 +41,9 @@ pub(crate) struct Launch {
     pub session_timeout: Duration,
     pub commit_interval: Duration,
     pub mutant: Option<String>,
+    /// Flags and environment of a secured server (SASL, TLS).
+    pub security_args: Vec<String>,
+    pub security_env: Vec<(String, String)>,
     pub logs: PathBuf,
 }
 
@@ -99,6 +102,7 @@ impl MemberProcess {
         if let Some(m) = &launch.mutant {
             cmd.env("ZKBALANCE_MUTANT", m);
         }
+        cmd.args(&launch.security_args).envs(launch.security_env.iter().map(|(k, v)| (k, v)));
         let child = process::spawn(cmd)
             .map_err(|source| TestkitError::Io { what: format!("starting {}", launch.zkbc.display()), source })?;
         let mut process = Supervised::new(child, format!("member {n}"));

@@ -37,8 +37,9 @@ use members::{Journal, Launch, MemberProcess};
 pub use observer::Observed;
 use observer::Observer;
 
-use super::{KafkaCluster, TestkitError, ZkLink, ZooKeeper};
+use super::{KafkaCluster, ServerSecurity, TestkitError, ZkLink, ZooKeeper};
 use crate::assign::{assign, Assignment, GroupShape, Strategy};
+use crate::coord::{ZkAccess, ZkSasl};
 use crate::ids::{BrokerId, GroupId, MemberId, PartitionId, TopicName};
 use crate::znode::Flavour;
 
@@ -74,6 +75,13 @@ pub struct RigSpec {
     /// Run members as this mutant (`ZKBALANCE_MUTANT`), to prove the
     /// checker catches it.
     pub mutant: Option<String>,
+    /// A server that requires SASL (DIGEST-MD5) of every session: members,
+    /// the mock cluster and the observer all authenticate.
+    pub sasl: bool,
+    /// Members reach ZooKeeper over TLS, with client certificates
+    /// (standalone only; the mock cluster and the observer use the plain
+    /// port).
+    pub tls: bool,
 }
 
 impl RigSpec {
@@ -92,11 +100,15 @@ impl RigSpec {
             commit_interval: Duration::from_millis(200),
             rate: 300,
             mutant: None,
+            sasl: false,
+            tls: false,
         }
     }
 }
 
 const TOPIC: &str = "chaos";
+const SASL_USER: &str = "chaos";
+const SASL_PASSWORD: &str = "chaos-rig-password";
 const GROUP: &str = "chaos";
 const PRODUCE_EVERY: Duration = Duration::from_millis(50);
 
@@ -121,8 +133,32 @@ impl ChaosRig {
     /// Starts ZooKeeper, the mock cluster and its topic, production, the
     /// observer and the members.
     pub async fn start(spec: RigSpec) -> Result<Self, TestkitError> {
-        let zk = ZooKeeper::start(spec.ensemble).await?;
-        let mut kafka = KafkaCluster::start_with_binary(&spec.mock, &zk.connect_string(), spec.brokers).await?;
+        let security = ServerSecurity {
+            sasl_users: if spec.sasl { vec![(SASL_USER.into(), SASL_PASSWORD.into())] } else { Vec::new() },
+            require_sasl: spec.sasl,
+            tls: spec.tls,
+        };
+        let zk = ZooKeeper::start_secured(spec.ensemble, &security).await?;
+        let access = if spec.sasl {
+            ZkAccess::new().with_sasl(ZkSasl::DigestMd5 {
+                username: SASL_USER.into(),
+                password: crate::coord::Secret::new(SASL_PASSWORD),
+            })
+        } else {
+            ZkAccess::default()
+        };
+        // What members add to their command line and environment.
+        let (mut member_args, mut member_env) = (Vec::new(), Vec::new());
+        if spec.sasl {
+            member_args.push(format!("--zookeeper-sasl=digest-md5:{SASL_USER}"));
+            member_env.push(("ZKB_ZOOKEEPER_SASL_PASSWORD".to_owned(), SASL_PASSWORD.to_owned()));
+        }
+        if let Some(certs) = zk.certs() {
+            member_args.push(format!("--zookeeper-tls-ca={}", certs.ca.display()));
+            member_args.push(format!("--zookeeper-tls-cert={}", certs.client_cert.display()));
+            member_args.push(format!("--zookeeper-tls-key={}", certs.client_key.display()));
+        }
+        let mut kafka = KafkaCluster::start_secured(&spec.mock, &zk.connect_string(), &access, spec.brokers).await?;
         kafka.create_topic(TOPIC, spec.partitions, 2.min(spec.brokers)).await?;
         let kafka = Arc::new(Mutex::new(kafka));
         // `ZKB_CHAOS_LOGS=DIR` keeps the members' logs there, one
@@ -132,7 +168,7 @@ impl ChaosRig {
             None => tempfile::Builder::new().prefix("zkbalance-chaos-").tempdir(),
         }
         .map_err(|source| TestkitError::Io { what: "creating a log dir".into(), source })?;
-        let observer_zk = super::connect(&zk.connect_string(), Duration::from_secs(30)).await?;
+        let observer_zk = super::connect_with(&zk.connect_string(), &access, Duration::from_secs(30)).await?;
         let (group, topic) = (GroupId::new(GROUP).expect("valid"), TopicName::new(TOPIC).expect("valid"));
         let observer = Observer::start(observer_zk, spec.flavour, group, topic);
         let launch = Launch {
@@ -146,6 +182,8 @@ impl ChaosRig {
             session_timeout: spec.session_timeout,
             commit_interval: spec.commit_interval,
             mutant: spec.mutant.clone(),
+            security_args: member_args,
+            security_env: member_env,
             logs: logs.path().to_owned(),
         };
         let mut rig = ChaosRig {
