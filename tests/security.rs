@@ -67,6 +67,18 @@ async fn two_members_consume_all(kafka: &mut KafkaCluster, connect: &str, access
     assert!(ma.messages > 0 && mb.messages > 0, "both members took a share: {} / {}", ma.messages, mb.messages);
 }
 
+/// A server requiring SASL of every session (user `zkb`), and the mock
+/// cluster registered in it through an authenticated session.
+async fn sasl_cluster() -> (ZooKeeper, KafkaCluster) {
+    init_tracing();
+    let security =
+        ServerSecurity { sasl_users: vec![("zkb".into(), PASSWORD.into())], require_sasl: true, ..Default::default() };
+    let zk = ZooKeeper::secured(security).await.expect("a SASL ZooKeeper");
+    let kafka =
+        KafkaCluster::start_secured(mock_binary(), &zk.connect_string(), &sasl(PASSWORD), 1).await.expect("mock Kafka");
+    (zk, kafka)
+}
+
 /// `zkbc consume` against `connect` with extra arguments and environment;
 /// its exit code and stderr.
 async fn zkbc_consume(connect: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
@@ -83,12 +95,8 @@ async fn zkbc_consume(connect: &str, args: &[&str], env: &[(&str, &str)]) -> (i3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_requiring_sasl_serves_the_group_and_refuses_wrong_credentials() {
-    init_tracing();
-    let security =
-        ServerSecurity { sasl_users: vec![("zkb".into(), PASSWORD.into())], require_sasl: true, ..Default::default() };
-    let zk = ZooKeeper::secured(security).await.expect("a SASL ZooKeeper");
+    let (zk, mut kafka) = sasl_cluster().await;
     let connect = zk.connect_string();
-    let mut kafka = KafkaCluster::start_secured(mock_binary(), &connect, &sasl(PASSWORD), 1).await.expect("mock Kafka");
     kafka.create_topic("sec", 4, 1).await.expect("topic");
     two_members_consume_all(&mut kafka, &connect, &sasl(PASSWORD), "sec", 2_000).await;
 
@@ -189,6 +197,17 @@ async fn digest_acls_protect_our_znodes_from_writers_but_not_from_readers() {
     assert!(out.status.success(), "describe: {}", String::from_utf8_lossy(&out.stderr));
     let described = String::from_utf8_lossy(&out.stdout);
     assert!(described.contains(&ids[0]), "the member is described: {described}");
+    // A member without the credentials is locked out of the restricted
+    // `ids` directory, as docs/security.md warns: a typed NoAuth naming
+    // the znode, exit 77.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
+        .args(["consume", "--zookeeper", &connect, "--group", "acl", "--topic", "sec", "--flavour", "scala"])
+        .args(["--connect-timeout-ms", "5000", "--max-messages", "1"])
+        .output();
+    let out = within("an unauthenticated member to be refused", Duration::from_secs(30), out).await.expect("zkbc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert!(stderr.contains("/consumers/acl/ids/") && stderr.contains("not authorized"), "{stderr}");
     member.stop().await;
 }
 
@@ -252,12 +271,8 @@ async fn kafka_security_properties_reach_librdkafka_and_the_wanted_listener_must
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secrets_stay_out_of_help_logs_and_errors() {
-    init_tracing();
-    let security =
-        ServerSecurity { sasl_users: vec![("zkb".into(), PASSWORD.into())], require_sasl: true, ..Default::default() };
-    let zk = ZooKeeper::secured(security).await.expect("a SASL ZooKeeper");
+    let (zk, mut kafka) = sasl_cluster().await;
     let connect = zk.connect_string();
-    let mut kafka = KafkaCluster::start_secured(mock_binary(), &connect, &sasl(PASSWORD), 1).await.expect("mock Kafka");
     kafka.create_topic("sec", 1, 1).await.expect("topic");
     kafka.produce_generated("sec", 5, 100).await.expect("produce");
     let digest = format!("digest:zkb:{WRONG}");

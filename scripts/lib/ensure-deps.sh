@@ -1,19 +1,25 @@
 # Sourced by scripts/test and scripts/demo: installs what a fresh machine
 # lacks. ZooKeeper comes from Debian's package; librdkafka is built from the
 # copy vendored in the rdkafka crate, so it needs only a C toolchain.
+# apt_install WHY PKG...: installs the Debian packages given, if any.
+apt_install() {
+  local why=$1
+  shift
+  [ $# -gt 0 ] || return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "Installing $* (Debian packages$why)..." >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "$@" >&2
+}
+
 ensure_deps() {
   local pkgs=()
   [ -f /usr/share/java/zookeeper.jar ] || pkgs+=(zookeeper)
   command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
   command -v cc >/dev/null 2>&1 || pkgs+=(gcc)
   command -v make >/dev/null 2>&1 || pkgs+=(make)
-  if [ ${#pkgs[@]} -gt 0 ]; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "Installing ${pkgs[*]} (Debian packages)..." >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
-  fi
+  apt_install "" "${pkgs[@]}"
   if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
     echo "error: ZooKeeper (Debian package 'zookeeper') and a Java runtime are required and could not be installed" >&2
     return 1
@@ -33,13 +39,7 @@ ensure_feature_deps() {
   command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
   ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || pkgs+=(libclang-dev)
   command -v perl >/dev/null 2>&1 || pkgs+=(perl)
-  if [ ${#pkgs[@]} -gt 0 ]; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "Installing ${pkgs[*]} (Debian packages, for the security features)..." >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
-  fi
+  apt_install " (for the security features)" "${pkgs[@]}"
 }
 
 # Real third-party peers the tests run beside our members, under
@@ -52,13 +52,7 @@ ensure_peers() {
 ensure_pykafka() {
   local venv=target/peers/py
   [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import pykafka' 2>/dev/null && return 0
-  if ! python3 -m venv --help >/dev/null 2>&1; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "Installing python3-venv (Debian package)..." >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends python3 python3-venv >&2
-  fi
+  python3 -m venv --help >/dev/null 2>&1 || apt_install " (for pykafka)" python3 python3-venv
   echo "Installing pykafka 2.8.0 into $venv (PyPI)..." >&2
   rm -rf "$venv"
   # pykafka 2.8's setup needs setuptools < 81; it pins kazoo 2.5.0 itself.
@@ -73,11 +67,7 @@ ensure_kafka_node() {
   local dir=target/peers
   [ -f "$dir/node_modules/kafka-node/package.json" ] && command -v node >/dev/null 2>&1 && return 0
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "Installing nodejs npm (Debian packages)..." >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends nodejs npm >&2
+    apt_install " (for kafka-node)" nodejs npm
   fi
   mkdir -p "$dir"
   echo "Installing kafka-node 3.0.1 into $dir (npm)..." >&2

@@ -45,6 +45,8 @@ pub(crate) struct Handles {
     pub metrics: Arc<Metrics>,
     pub session: watch::Receiver<Option<(u64, Client)>>,
     pub pulse: watch::Receiver<u64>,
+    /// The outcome of the first registration attempt.
+    pub registered: oneshot::Receiver<Result<(), crate::zk_call::ZkCallError>>,
 }
 
 pub(crate) struct Driver {
@@ -64,6 +66,9 @@ pub(crate) struct Driver {
     watches: Watches,
     /// The ACL of the member's own znodes (the config's policy).
     acl: Arc<[zookeeper_client::Acl]>,
+    /// Told how the first registration went, so joining can fail on a
+    /// refusal that retrying cannot cure (`NoAuth`).
+    first_registration: Option<oneshot::Sender<Result<(), crate::zk_call::ZkCallError>>>,
     changed_tx: mpsc::UnboundedSender<()>,
     changed_rx: mpsc::UnboundedReceiver<()>,
     stop_waiters: Vec<oneshot::Sender<()>>,
@@ -159,6 +164,7 @@ impl Driver {
         let (pulse_tx, pulse) = watch::channel(0);
         let handshake = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::default());
+        let (registered_tx, registered) = oneshot::channel();
         let driver = Driver {
             cfg,
             machine,
@@ -175,6 +181,7 @@ impl Driver {
             owner_watches: BTreeMap::new(),
             watches: Watches::default(),
             acl: acl_entries,
+            first_registration: Some(registered_tx),
             changed_tx,
             changed_rx,
             stop_waiters: Vec::new(),
@@ -187,7 +194,7 @@ impl Driver {
         };
         let span = tracing::info_span!("group_member", member = %member);
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
-        (task, Handles { control: tx, events, handshake, view, metrics, session, pulse })
+        (task, Handles { control: tx, events, handshake, view, metrics, session, pulse, registered })
     }
 
     fn context(&self) -> Context {
@@ -310,6 +317,16 @@ impl Driver {
             tracing::warn!(znode = %skipped, "skipping a znode the group cannot use");
         }
         self.metrics.skipped_znodes.fetch_add(answer.skipped.len() as u64, Ordering::Relaxed);
+        let first = match &input {
+            Input::Registered => Some(Ok(())),
+            Input::RegisterFailed(e) => Some(Err(e.clone())),
+            _ => None,
+        };
+        if let Some(outcome) = first {
+            if let Some(tx) = self.first_registration.take() {
+                let _ = tx.send(outcome);
+            }
+        }
         self.feed(input);
     }
 

@@ -359,7 +359,18 @@ impl GroupMember {
         let session_timeout = balance.session_timeout;
         let stop_bound = cfg.revoke_timeout + balance.session_timeout * 2 + Duration::from_secs(5);
         let machine = Balancer::new(balance)?;
+        let connect_timeout = cfg.connect_timeout;
         let (task, h) = driver::Driver::start(cfg, machine, zk);
+        // A registration the server refuses for want of rights (an ACL on
+        // the group's `ids` this session is not admitted by) would be
+        // retried forever: fail the join instead, naming the znode. Other
+        // failures are retried by the member as before.
+        if let Ok(Ok(Err(refused))) = tokio::time::timeout(connect_timeout, h.registered).await {
+            if refused.code == crate::zk_call::ZkCode::NoAuth {
+                task.abort();
+                return Err(CoordError::ZooKeeper(refused));
+            }
+        }
         Ok(GroupMember {
             member,
             control: h.control,
