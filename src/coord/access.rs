@@ -168,12 +168,20 @@ impl ZkTls {
                 None => None,
             },
         };
-        // Parse now, so a bad file is refused at configuration, not at connect.
-        tls.options().map_err(|e| AccessError::Tls {
-            what: if e.contains("key") || e.contains("cert") { "certificate" } else { "CA" },
-            path: ca.to_owned(),
-            reason: e,
-        })?;
+        // Parse now, so a bad file is refused at configuration, not at
+        // connect, naming the file at fault.
+        let checked = zookeeper_client::TlsOptions::new().with_pem_ca(&tls.ca);
+        let checked =
+            checked.map_err(|e| AccessError::Tls { what: "CA", path: ca.to_owned(), reason: e.to_string() })?;
+        if let (Some((cert_pem, key_pem)), Some((cert, key))) = (&tls.identity, identity) {
+            checked.with_pem_identity(cert_pem, key_pem.expose()).map_err(|e| {
+                let reason = e.to_string();
+                match reason.contains("key") {
+                    true => AccessError::Tls { what: "key", path: key.to_owned(), reason },
+                    false => AccessError::Tls { what: "certificate", path: cert.to_owned(), reason },
+                }
+            })?;
+        }
         Ok(tls)
     }
 
@@ -400,6 +408,40 @@ mod tests {
         for bad in ["", "world:anyone", "world:anyone:x", ":x:r", "world:anyone:"] {
             assert!(AclPolicy::parse(bad).is_err(), "{bad:?} is refused");
         }
+    }
+
+    #[test]
+    fn a_bad_tls_file_is_named() {
+        let dir = tempfile_dir();
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let not_pem = write("ca.txt", "not a certificate");
+        let err = ZkTls::from_files(&not_pem, None).unwrap_err().to_string();
+        assert!(err.contains("CA") && err.contains("ca.txt"), "{err}");
+        let missing = dir.join("absent.pem");
+        let err = ZkTls::from_files(&missing, None).unwrap_err().to_string();
+        assert!(err.contains("absent.pem"), "{err}");
+    }
+
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn a_bad_client_key_is_named_and_good_files_load() {
+        let dir = tempfile_dir().join("certs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let certs = crate::testkit::TestCerts::generate(&dir).unwrap();
+        assert!(ZkTls::from_files(&certs.ca, Some((&certs.client_cert, &certs.client_key))).is_ok());
+        // A certificate where the key should be.
+        let err = ZkTls::from_files(&certs.ca, Some((&certs.client_cert, &certs.ca))).unwrap_err().to_string();
+        assert!(err.contains("key") && err.contains("ca.pem"), "{err}");
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("zkbalance-access-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
