@@ -65,4 +65,6 @@ mod doc_snippets {
     struct Coordination;
     #[doc = include_str!("../docs/consumer.md")]
     struct Consumer;
+    #[doc = include_str!("../docs/security.md")]
+    struct Security;
 }
