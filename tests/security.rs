@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::consumer::{consumer, Ledger, Running};
+use common::group::topic_cluster;
 use common::{init_tracing, mock_binary, within};
 use zkbalance::coord::{AclPolicy, Secret, ZkAccess, ZkSasl, ZkTls};
 use zkbalance::testkit::{KafkaCluster, ServerSecurity, ZooKeeper};
@@ -81,9 +82,9 @@ async fn sasl_cluster() -> (ZooKeeper, KafkaCluster) {
 
 /// `zkbc consume` against `connect` with extra arguments and environment;
 /// its exit code and stderr.
-async fn zkbc_consume(connect: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+async fn zkbc_consume(connect: &str, group: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"));
-    cmd.args(["consume", "--zookeeper", connect, "--group", "g", "--topic", "sec", "--flavour", "scala"])
+    cmd.args(["consume", "--zookeeper", connect, "--group", group, "--topic", "sec", "--flavour", "scala"])
         .args(["--connect-timeout-ms", "5000", "--max-messages", "1"])
         .args(args)
         .envs(env.iter().copied())
@@ -110,14 +111,14 @@ async fn a_server_requiring_sasl_serves_the_group_and_refuses_wrong_credentials(
         (&["--zookeeper-sasl", "digest-md5:zkb"][..], &[("ZKB_ZOOKEEPER_SASL_PASSWORD", WRONG)][..]),
         (&args[..], &[][..]),
     ] {
-        let (code, stderr) = zkbc_consume(&connect, args, env).await;
+        let (code, stderr) = zkbc_consume(&connect, "g", args, env).await;
         assert_eq!(code, 77, "wrong credentials exit 77 (EX_NOPERM); stderr: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains("refused the session's credentials"), "{stderr}");
         assert!(!stderr.contains(WRONG) && !stderr.contains(PASSWORD), "no secret in {stderr}");
     }
     // Without SASL at all, the server lets nothing through either.
-    let (code, stderr) = zkbc_consume(&connect, &[], &[]).await;
+    let (code, stderr) = zkbc_consume(&connect, "g", &[], &[]).await;
     eprintln!("refused (no SASL): {stderr}");
     assert_ne!(code, 0, "an unauthenticated member is refused: {stderr}");
 }
@@ -146,7 +147,7 @@ async fn a_tls_port_serves_the_group_and_a_member_without_the_ca_is_refused() {
     };
     let other: Vec<String> = paths(&certs.other_ca);
     let args: Vec<&str> = other.iter().map(String::as_str).collect();
-    let (code, stderr) = zkbc_consume(&tls_connect, &args, &[]).await;
+    let (code, stderr) = zkbc_consume(&tls_connect, "g", &args, &[]).await;
     eprintln!("refused (TLS): {stderr}");
     assert_ne!(code, 0, "a member trusting another CA is refused: {stderr}");
     assert!(stderr.contains(&tls_connect) && stderr.contains("TLS"), "the error names the server and TLS: {stderr}");
@@ -155,10 +156,8 @@ async fn a_tls_port_serves_the_group_and_a_member_without_the_ca_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn digest_acls_protect_our_znodes_from_writers_but_not_from_readers() {
-    let zk = common::zookeeper().await;
+    let (zk, _kafka) = topic_cluster("sec", 2).await;
     let connect = zk.connect_string();
-    let mut kafka = common::kafka(&connect, 1).await;
-    kafka.create_topic("sec", 2, 1).await.expect("topic");
     let access = ZkAccess::new()
         .with_auth_string(&Secret::new(format!("digest:zkb:{PASSWORD}")))
         .unwrap()
@@ -200,23 +199,16 @@ async fn digest_acls_protect_our_znodes_from_writers_but_not_from_readers() {
     // A member without the credentials is locked out of the restricted
     // `ids` directory, as docs/security.md warns: a typed NoAuth naming
     // the znode, exit 77.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
-        .args(["consume", "--zookeeper", &connect, "--group", "acl", "--topic", "sec", "--flavour", "scala"])
-        .args(["--connect-timeout-ms", "5000", "--max-messages", "1"])
-        .output();
-    let out = within("an unauthenticated member to be refused", Duration::from_secs(30), out).await.expect("zkbc");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    let (code, stderr) = zkbc_consume(&connect, "acl", &[], &[]).await;
+    assert_eq!(code, 77, "{stderr}");
     assert!(stderr.contains("/consumers/acl/ids/") && stderr.contains("not authorized"), "{stderr}");
     member.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kafka_security_properties_reach_librdkafka_and_the_wanted_listener_must_exist() {
-    let zk = common::zookeeper().await;
+    let (zk, mut kafka) = topic_cluster("sec", 2).await;
     let connect = zk.connect_string();
-    let mut kafka = common::kafka(&connect, 1).await;
-    kafka.create_topic("sec", 2, 1).await.expect("topic");
     kafka.produce_generated("sec", 10, 100).await.expect("produce");
     // The mock registers PLAINTEXT only: asking for SSL endpoints, or for a
     // listener name nobody registers, is a clear Kafka error (exit 76).
@@ -224,7 +216,7 @@ async fn kafka_security_properties_reach_librdkafka_and_the_wanted_listener_must
         (&["-X", "security.protocol=SSL"][..], "a security protocol SSL endpoint"),
         (&["--listener", "EXTERNAL"][..], "a listener EXTERNAL endpoint"),
     ] {
-        let (code, stderr) = zkbc_consume(&connect, args, &[]).await;
+        let (code, stderr) = zkbc_consume(&connect, "g", args, &[]).await;
         assert_eq!(code, 76, "{args:?}: {stderr}");
         assert!(stderr.contains(wanted) && stderr.contains("they offer: PLAINTEXT (PLAINTEXT)"), "{stderr}");
     }

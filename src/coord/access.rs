@@ -134,11 +134,16 @@ pub enum ZkSasl {
 }
 
 /// TLS for the ZooKeeper session: the CA that signs the servers'
-/// certificates, and optionally a client certificate and key.
-#[derive(Clone, Debug)]
+/// certificates, and optionally a client certificate and key, parsed once.
+#[derive(Clone)]
 pub struct ZkTls {
-    ca: String,
-    identity: Option<(String, Secret)>,
+    options: zookeeper_client::TlsOptions,
+}
+
+impl std::fmt::Debug for ZkTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZkTls").finish_non_exhaustive()
+    }
 }
 
 fn read_pem(what: &'static str, path: &Path) -> Result<String, AccessError> {
@@ -161,36 +166,25 @@ impl ZkTls {
     /// [`AccessError::Tls`] when a file cannot be read or its certificates
     /// or key cannot be used.
     pub fn from_files(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Self, AccessError> {
-        let tls = ZkTls {
-            ca: read_pem("CA", ca)?,
-            identity: match identity {
-                Some((cert, key)) => Some((read_pem("certificate", cert)?, Secret::new(read_pem("key", key)?))),
-                None => None,
-            },
-        };
-        // Parse now, so a bad file is refused at configuration, not at
+        // Parsed here, so a bad file is refused at configuration, not at
         // connect, naming the file at fault.
-        let checked = zookeeper_client::TlsOptions::new().with_pem_ca(&tls.ca);
-        let checked =
-            checked.map_err(|e| AccessError::Tls { what: "CA", path: ca.to_owned(), reason: e.to_string() })?;
-        if let (Some((cert_pem, key_pem)), Some((cert, key))) = (&tls.identity, identity) {
-            checked.with_pem_identity(cert_pem, key_pem.expose()).map_err(|e| {
-                let reason = e.to_string();
-                match reason.contains("key") {
-                    true => AccessError::Tls { what: "key", path: key.to_owned(), reason },
-                    false => AccessError::Tls { what: "certificate", path: cert.to_owned(), reason },
-                }
-            })?;
-        }
-        Ok(tls)
-    }
-
-    fn options(&self) -> Result<zookeeper_client::TlsOptions, String> {
-        let options = zookeeper_client::TlsOptions::new().with_pem_ca(&self.ca).map_err(|e| e.to_string())?;
-        match &self.identity {
-            Some((cert, key)) => options.with_pem_identity(cert, key.expose()).map_err(|e| e.to_string()),
-            None => Ok(options),
-        }
+        let options = zookeeper_client::TlsOptions::new()
+            .with_pem_ca(&read_pem("CA", ca)?)
+            .map_err(|e| AccessError::Tls { what: "CA", path: ca.to_owned(), reason: e.to_string() })?;
+        let options = match identity {
+            Some((cert, key)) => {
+                let key_pem = Secret::new(read_pem("key", key)?);
+                options.with_pem_identity(&read_pem("certificate", cert)?, key_pem.expose()).map_err(|e| {
+                    let reason = e.to_string();
+                    match reason.contains("key") {
+                        true => AccessError::Tls { what: "key", path: key.to_owned(), reason },
+                        false => AccessError::Tls { what: "certificate", path: cert.to_owned(), reason },
+                    }
+                })?
+            }
+            None => options,
+        };
+        Ok(ZkTls { options })
     }
 }
 
@@ -384,10 +378,7 @@ impl ZkAccess {
             None => {}
         }
         match &self.tls {
-            Some(tls) => {
-                let options = tls.options().map_err(|_| zookeeper_client::Error::BadArguments(&"bad TLS files"))?;
-                connector.with_tls(options).secure_connect(connect).await
-            }
+            Some(tls) => connector.with_tls(tls.options.clone()).secure_connect(connect).await,
             None => connector.connect(connect).await,
         }
     }

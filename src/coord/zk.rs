@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use zookeeper_client::{Acls, Client, CreateMode, MultiWriteError, MultiWriteResult, OneshotWatcher};
 
+use super::access::AclPolicy;
 use super::cache::RegistrationCache;
 use crate::protocol::ops::{MultiFailure, Procedure, Reply, Request, Stat, Step, Write};
 use crate::zk_call::{ZkCallError, ZkCode};
@@ -107,8 +108,7 @@ pub(crate) enum Watching<'a> {
 /// Runs a procedure to its end against `zk`; what it creates is open to
 /// all, as the legacy clients create it.
 pub(crate) async fn run<P: Procedure>(zk: &Client, procedure: P, watching: Watching<'_>) -> P::Output {
-    let open = [zookeeper_client::Acl::new(zookeeper_client::Permission::ALL, zookeeper_client::AuthId::anyone())];
-    run_with_acl(zk, procedure, watching, &open).await
+    run_with_acl(zk, procedure, watching, &AclPolicy::Open.entries()).await
 }
 
 /// Runs a procedure to its end against `zk`; the ephemerals it creates (a
@@ -241,8 +241,7 @@ async fn one(
 /// `ids` or an `owners/<topic>` directory) carries `acl`, so that under a
 /// restrictive policy only admitted identities create and delete there.
 async fn mkdir(zk: &Client, path: &str, acl: &[zookeeper_client::Acl]) -> Result<(), zookeeper_client::Error> {
-    let open = acl.len() == 1 && acl[0].auth_id() == &zookeeper_client::AuthId::anyone();
-    if open {
+    if acl == AclPolicy::Open.entries().as_slice() {
         return zk.mkdir(path, &persistent()).await;
     }
     if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::zookeeper::write_file;
 use super::TestkitError;
 
 /// How the test server is secured.
@@ -35,11 +36,6 @@ pub struct TestCerts {
 
 fn cert_err(e: rcgen::Error) -> TestkitError {
     TestkitError::InvalidArgument(format!("making test certificates: {e}"))
-}
-
-fn write(path: &Path, text: &str) -> Result<(), TestkitError> {
-    std::fs::write(path, text)
-        .map_err(|source| TestkitError::Io { what: format!("writing {}", path.display()), source })
 }
 
 fn ca(name: &str) -> Result<rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, TestkitError> {
@@ -75,12 +71,12 @@ impl TestCerts {
             other_ca: dir.join("other-ca.pem"),
             server_keystore: dir.join("server.pem"),
         };
-        write(&certs.ca, &authority.pem())?;
-        write(&certs.client_cert, &client_cert)?;
-        write(&certs.client_key, &client_key)?;
-        write(&certs.other_ca, &ca("someone else's CA")?.pem())?;
+        write_file(&certs.ca, &authority.pem())?;
+        write_file(&certs.client_cert, &client_cert)?;
+        write_file(&certs.client_key, &client_key)?;
+        write_file(&certs.other_ca, &ca("someone else's CA")?.pem())?;
         // ZooKeeper's PEM key store: the key, then the certificate.
-        write(&certs.server_keystore, &format!("{server_key}{server_cert}"))?;
+        write_file(&certs.server_keystore, &format!("{server_key}{server_cert}"))?;
         Ok(certs)
     }
 }
@@ -97,7 +93,7 @@ pub(crate) fn server_settings(
     if !security.sasl_users.is_empty() {
         let users: String = security.sasl_users.iter().map(|(u, p)| format!("\n  user_{u}=\"{p}\"")).collect();
         let jaas = dir.join("jaas.conf");
-        write(
+        write_file(
             &jaas,
             &format!("Server {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required{users};\n}};\n"),
         )?;

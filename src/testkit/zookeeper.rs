@@ -65,7 +65,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>, TestkitError> {
         .map_err(|source| TestkitError::Io { what: "choosing free ports".into(), source })
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), TestkitError> {
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), TestkitError> {
     std::fs::write(path, text)
         .map_err(|source| TestkitError::Io { what: format!("writing {}", path.display()), source })
 }
