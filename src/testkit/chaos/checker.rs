@@ -296,7 +296,10 @@ fn check_ownerships(h: &History, v: &mut Verdict) {
     for d in &h.deliveries {
         let zs = owners.get(&d.partition).map(Vec::as_slice).unwrap_or_default();
         let foreign = zs.iter().find(|z| {
-            z.member != d.member && z.created_us + TOLERANCE_US <= d.at_us && d.at_us + TOLERANCE_US <= z.last_seen_us
+            !z.member.is_empty()
+                && z.member != d.member
+                && z.created_us + TOLERANCE_US <= d.at_us
+                && d.at_us + TOLERANCE_US <= z.last_seen_us
         });
         let own = zs.iter().any(|z| {
             z.member == d.member
@@ -326,7 +329,12 @@ fn check_owners(h: &History, session_timeout: Duration, v: &mut Verdict) {
     for (p, zs) in &owners {
         for (i, a) in zs.iter().enumerate() {
             for b in &zs[i + 1..] {
-                if a.member != b.member && a.created_us < b.last_seen_us && b.created_us < a.last_seen_us {
+                let named = !a.member.is_empty() && !b.member.is_empty();
+                // A `ctime` is rounded down to the ms: a znode may have
+                // been created up to then.
+                let overlap =
+                    a.created_us + TOLERANCE_US < b.last_seen_us && b.created_us + TOLERANCE_US < a.last_seen_us;
+                if named && a.member != b.member && overlap {
                     v.double_owners.push(format!("partition {p}: {} and {} at once", a.member, b.member));
                 }
             }

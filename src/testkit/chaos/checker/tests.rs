@@ -135,3 +135,22 @@ fn a_partition_unowned_past_twice_the_session_is_reported_only_while_members_run
     h.events.push((100 * MS, "b".into(), MemberEvent::Gone));
     assert!(check(&h, T).unowned.is_empty());
 }
+
+#[test]
+fn an_owner_znode_nobody_could_read_neither_credits_nor_accuses() {
+    let mut h = clean_handover();
+    // An unread owner znode over B's whole span, and one over A's delivery
+    // at 80 ms after A's own znode went.
+    h.owners.push(owner("", -1, 58, 200, None));
+    h.deliveries.retain(|x| x.member == "a");
+    h.owners.retain(|z| z.member != "b");
+    h.deliveries.push(d("a", 0, 1, 0, 5, 80));
+    h.produced.insert(0, 6);
+    let v = check(&h, T);
+    assert!(v.double_owners.is_empty(), "{:?}", v.double_owners);
+    assert_eq!(v.non_owner.len(), 1, "{:?}", v.non_owner);
+    assert!(v.non_owner[0].contains("without an owner znode"), "{}", v.non_owner[0]);
+    // It does count as an owner for the unowned check.
+    h.end_us = 10_000 * MS;
+    assert!(check(&h, T).unowned.is_empty());
+}
