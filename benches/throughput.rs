@@ -101,7 +101,8 @@ async fn ours(zk: &str, group: &str, total: u64) -> (Duration, u64, Duration, u6
         let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
             .unwrap_or_else(|_| panic!("BalancedConsumer stalled at {n}"))
-            .expect("a message");
+            .expect("a message")
+            .unwrap_or_else(|e| panic!("BalancedConsumer error at {n}: {e}"));
         let now = Instant::now();
         if let Some(prev) = last.replace(now) {
             if now - prev > gap {
@@ -145,7 +146,8 @@ async fn ours_first(zk: &str, group: &str) -> Duration {
     let first = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
         .await
         .expect("BalancedConsumer: no first message in 30 s")
-        .expect("a message");
+        .expect("a message")
+        .expect("no consumer error");
     let took = t0.elapsed();
     first.ack();
     consumer.stop().await.expect("stop");

@@ -81,7 +81,7 @@ async fn a_slow_handler_with_a_tiny_buffer_pauses_fetching_and_never_rebalances(
             m.ack();
         }
     });
-    let first = within("the first message", Duration::from_secs(10), c.recv()).await.expect("a message");
+    let first = within("the first message", Duration::from_secs(10), common::recv(&mut c)).await.expect("a message");
     // Partitions start as their claims complete, so the first message may
     // come before the last of the four claims: the initial assignment is
     // the one holding all four.
@@ -97,7 +97,7 @@ async fn a_slow_handler_with_a_tiny_buffer_pauses_fetching_and_never_rebalances(
     let mut received = 1;
     while received < 2_000 {
         assert!(tokio::time::Instant::now() < deadline, "only {} of 2000 consumed in 60 s", ledger.distinct());
-        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), c.recv()).await else {
+        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), common::recv(&mut c)).await else {
             panic!("no message within 10 s after {}", ledger.distinct());
         };
         queue.send(m).await.expect("worker alive");
@@ -131,7 +131,7 @@ async fn an_unacknowledged_message_holds_back_only_itself_and_what_follows() {
     let mut first = consumer(&connect, "lw", "batch").auto_commit(None).start().await.expect("start");
     let mut held = None;
     for i in 0..500u64 {
-        let m = within("a message", Duration::from_secs(10), first.recv()).await.expect("a message");
+        let m = within("a message", Duration::from_secs(10), common::recv(&mut first)).await.expect("a message");
         assert_eq!(m.offset(), i);
         if i == 123 {
             held = Some(m); // never acknowledged
@@ -154,13 +154,15 @@ async fn an_unacknowledged_message_holds_back_only_itself_and_what_follows() {
     let mut second = consumer(&connect, "lw", "batch").start().await.expect("restart");
     let mut offsets = Vec::new();
     while offsets.len() < 377 {
-        let m = within("a redelivered message", Duration::from_secs(10), second.recv()).await.expect("a message");
+        let m = within("a redelivered message", Duration::from_secs(10), common::recv(&mut second))
+            .await
+            .expect("a message");
         offsets.push(m.offset());
         m.ack();
     }
     assert_eq!(offsets, (123..500).collect::<Vec<_>>(), "redelivered from the low watermark on, not the batch");
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), second.recv()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(500), common::recv(&mut second)).await.is_err(),
         "nothing before offset 123 is delivered again"
     );
     eprintln!("redelivered {} of 500 after one unacknowledged message", offsets.len());
@@ -257,8 +259,13 @@ async fn stop_hands_partitions_over_at_once_at_the_committed_offsets() {
 struct Calls(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
 
 impl zkbalance::consumer::RebalanceListener for Calls {
-    fn on_assigned(&self, generation: u64, partitions: &[zkbalance::TopicPartition]) {
+    fn on_assigned(
+        &self,
+        generation: u64,
+        partitions: &[zkbalance::TopicPartition],
+    ) -> zkbalance::consumer::StartOffsets {
         self.0.lock().push(format!("assigned {generation} {partitions:?}"));
+        Default::default()
     }
     fn on_revoked(&self, partitions: &[zkbalance::TopicPartition]) {
         self.0.lock().push(format!("revoked {partitions:?}"));
@@ -280,7 +287,7 @@ async fn dual_storage_writes_both_and_reads_the_larger_and_listeners_bracket_own
         .await
         .expect("start");
     for _ in 0..100 {
-        within("a message", Duration::from_secs(10), c.recv()).await.expect("a message").ack();
+        within("a message", Duration::from_secs(10), common::recv(&mut c)).await.expect("a message").ack();
     }
     c.commit().await.expect("commit");
     assert!(calls.0.lock().iter().any(|c| c.starts_with("assigned")), "{:?}", calls.0.lock());
@@ -302,7 +309,7 @@ async fn dual_storage_writes_both_and_reads_the_larger_and_listeners_bracket_own
     // ZooKeeper ahead of Kafka: the larger wins.
     observer.set_data("/consumers/dual/offsets/dual/0", b"150", None).await.expect("move ZooKeeper's offset");
     let mut c = consumer(&connect, "dual", "dual").offset_storage(OffsetStorage::Dual).start().await.expect("restart");
-    let m = within("a message", Duration::from_secs(10), c.recv()).await.expect("a message");
+    let m = within("a message", Duration::from_secs(10), common::recv(&mut c)).await.expect("a message");
     assert_eq!(m.offset(), 150, "dual mode starts from the larger committed offset");
     m.ack();
     c.stop().await.expect("stop");
@@ -319,6 +326,7 @@ async fn a_paused_partition_delivers_nothing_new_and_resumes_where_it_stopped() 
         use futures_util::StreamExt;
         let mut stream = Box::pin(c.stream().take(100));
         while let Some(m) = within("a message", Duration::from_secs(10), stream.next()).await {
+            let m = m.expect("no consumer error");
             last = m.offset();
             m.ack();
         }
@@ -328,11 +336,11 @@ async fn a_paused_partition_delivers_nothing_new_and_resumes_where_it_stopped() 
     within("pause", Duration::from_secs(5), c.pause(std::slice::from_ref(&tp))).await;
     kafka.produce_generated("pause", 100, 50).await.expect("produce more");
     assert!(
-        tokio::time::timeout(Duration::from_millis(700), c.recv()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(700), common::recv(&mut c)).await.is_err(),
         "nothing is fetched while paused"
     );
     within("resume", Duration::from_secs(5), c.resume(std::slice::from_ref(&tp))).await;
-    let m = within("a message after resume", Duration::from_secs(10), c.recv()).await.expect("a message");
+    let m = within("a message after resume", Duration::from_secs(10), common::recv(&mut c)).await.expect("a message");
     assert_eq!(m.offset(), last + 1, "resumes right after the last delivered offset");
     m.ack();
     c.stop().await.expect("stop");
@@ -349,6 +357,7 @@ fn the_blocking_consumer_iterates_messages() {
         .by_ref()
         .take(20)
         .map(|m| {
+            let m = m.expect("no consumer error");
             m.ack();
             (m.partition().0, m.offset())
         })
@@ -373,7 +382,7 @@ async fn brokers_are_followed_through_zookeeper_and_an_outage_loses_nothing() {
     let mut c = c;
     let mut n = 0;
     while n < 1_000 {
-        let m = within("a message", Duration::from_secs(10), c.recv()).await.expect("a message");
+        let m = within("a message", Duration::from_secs(10), common::recv(&mut c)).await.expect("a message");
         ledger.record("c", "ha", &m);
         m.ack();
         n += 1;
@@ -382,13 +391,25 @@ async fn brokers_are_followed_through_zookeeper_and_an_outage_loses_nothing() {
     let victim = kafka.live_brokers()[0];
     kafka.broker_down(victim).await.expect("broker down");
     kafka.produce_generated("ha", 1_000, 100).await.expect("produce while a broker is down");
+    let mut errors = Vec::new();
     while ledger.distinct() < 4_000 {
-        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(20), c.recv()).await else {
+        let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(20), c.recv()).await else {
             panic!("stalled at {} of 4000 with broker {victim} down", ledger.distinct());
         };
-        ledger.record("c", "ha", &m);
-        m.ack();
+        match item {
+            Ok(m) => {
+                ledger.record("c", "ha", &m);
+                m.ack();
+            }
+            Err(e) => {
+                assert!(!e.is_fatal(), "a broker outage is not fatal: {e}");
+                errors.push(e.to_string());
+            }
+        }
     }
+    // The outage reached the application, not only the logs.
+    assert!(!errors.is_empty(), "no error surfaced while broker {victim} was down");
+    eprintln!("broker outage: the application saw {} errors, e.g. {:?}", errors.len(), errors.first());
     assert_eq!(brokers(&c), 2, "the down broker's registration is gone");
     kafka.broker_up(victim).await.expect("broker up");
     zkbalance::testkit::wait_until("the broker to be followed again", Duration::from_secs(10), || async {
@@ -479,7 +500,7 @@ async fn recv_many_hands_over_what_is_ready_in_order_and_never_more_than_asked()
     let (mut got, mut largest) = (0, 0);
     within("3000 messages in batches", Duration::from_secs(30), async {
         while got < 3000 {
-            let batch = c.recv_many(256).await;
+            let batch = c.recv_many(256).await.expect("running").expect("no consumer error");
             assert!((1..=256).contains(&batch.len()), "a batch of {}", batch.len());
             largest = largest.max(batch.len());
             for m in &batch {

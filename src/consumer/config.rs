@@ -18,6 +18,21 @@ use super::{BalancedConsumer, ConsumerError, RebalanceListener};
 const RESERVED: [&str; 5] =
     ["group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof", "auto.offset.reset"];
 
+/// When a delivered message counts as done, for commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AckMode {
+    /// When the application calls [`Message::ack`](super::Message::ack)
+    /// (or its [`for_each`](super::BalancedConsumer::for_each) handler
+    /// returns): at least once for work that finishes after `recv`.
+    #[default]
+    Explicit,
+    /// As soon as [`recv`](super::BalancedConsumer::recv) hands it over,
+    /// as pykafka's consumer counts a message consumed: a crash loses the
+    /// work in hand (at most once for it), commits never wait for it.
+    OnReceipt,
+}
+
 /// Builds a [`BalancedConsumer`].
 ///
 /// Defaults: pykafka flavour with offsets in Kafka and `earliest` reset (as
@@ -35,6 +50,9 @@ pub struct ConsumerBuilder {
     kafka: KafkaAccess,
     kafka_timeout: Duration,
     listener: Option<Arc<dyn RebalanceListener>>,
+    ack_mode: AckMode,
+    ack_warning: Option<Duration>,
+    reset_on_start: bool,
 }
 
 impl std::fmt::Debug for ConsumerBuilder {
@@ -55,6 +73,9 @@ impl Default for ConsumerBuilder {
             kafka: KafkaAccess::default(),
             kafka_timeout: Duration::from_secs(10),
             listener: None,
+            ack_mode: AckMode::Explicit,
+            ack_warning: Some(Duration::from_secs(60)),
+            reset_on_start: false,
         }
     }
 }
@@ -76,6 +97,9 @@ pub(crate) struct ConsumerConfig {
     pub kafka: KafkaAccess,
     pub kafka_timeout: Duration,
     pub listener: Option<Arc<dyn RebalanceListener>>,
+    pub ack_mode: AckMode,
+    pub ack_warning: Option<Duration>,
+    pub reset_on_start: bool,
 }
 
 impl ConsumerBuilder {
@@ -219,6 +243,30 @@ impl ConsumerBuilder {
         self
     }
 
+    /// When a message counts as done (default: [`AckMode::Explicit`]).
+    pub fn ack_mode(mut self, mode: AckMode) -> Self {
+        self.ack_mode = mode;
+        self
+    }
+
+    /// Warn ([`ConsumeError::AckOverdue`](super::ConsumeError::AckOverdue),
+    /// a `tracing` warning and a counter) when one unacknowledged message
+    /// has held its partition's commits back this long; `None` never
+    /// warns. Default 60 s.
+    pub fn ack_warning(mut self, bound: Option<Duration>) -> Self {
+        self.ack_warning = bound;
+        self
+    }
+
+    /// Start the partitions of this consumer's first assignment at the
+    /// [`offset_reset`](Self::offset_reset) end, ignoring committed
+    /// offsets (pykafka's `reset_offset_on_start`: later assignments resume
+    /// from the committed offsets). Default: off, as both reference clients.
+    pub fn reset_offset_on_start(mut self, reset: bool) -> Self {
+        self.reset_on_start = reset;
+        self
+    }
+
     /// Callbacks around rebalances.
     pub fn listener(mut self, listener: impl RebalanceListener) -> Self {
         self.listener = Some(Arc::new(listener));
@@ -237,6 +285,9 @@ impl ConsumerBuilder {
         if self.auto_commit.is_some_and(|d| d.is_zero()) {
             return Err(invalid("auto_commit", "the interval must be positive (None turns it off)"));
         }
+        if self.ack_warning.is_some_and(|d| d.is_zero()) {
+            return Err(invalid("ack_warning", "the bound must be positive (None turns it off)"));
+        }
         if self.kafka_timeout.is_zero() {
             return Err(invalid("kafka_timeout", "must be positive"));
         }
@@ -250,21 +301,28 @@ impl ConsumerBuilder {
         if let Some((k, _)) = self.kafka.properties.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
             return Err(invalid("kafka_property", format!("{k} is set by the consumer itself")));
         }
+        let reset = self.reset.unwrap_or(match self.flavour {
+            Flavour::Pykafka => OffsetReset::Earliest,
+            Flavour::Scala => OffsetReset::Latest,
+        });
+        if self.reset_on_start && reset == OffsetReset::Error {
+            return Err(invalid("reset_offset_on_start", "needs an offset_reset of earliest or latest, not error"));
+        }
         Ok(ConsumerConfig {
             group,
             storage: self.storage.unwrap_or(match self.flavour {
                 Flavour::Pykafka => OffsetStorage::Kafka,
                 Flavour::Scala => OffsetStorage::Zookeeper,
             }),
-            reset: self.reset.unwrap_or(match self.flavour {
-                Flavour::Pykafka => OffsetReset::Earliest,
-                Flavour::Scala => OffsetReset::Latest,
-            }),
+            reset,
             buffer: self.buffer,
             auto_commit: self.auto_commit,
             kafka: self.kafka,
             kafka_timeout: self.kafka_timeout,
             listener: self.listener,
+            ack_mode: self.ack_mode,
+            ack_warning: self.ack_warning,
+            reset_on_start: self.reset_on_start,
         })
     }
 
@@ -304,6 +362,11 @@ mod tests {
         assert_eq!(refused(base().buffer(0)), "buffer");
         assert_eq!(refused(base().auto_commit(Some(Duration::ZERO))), "auto_commit");
         assert_eq!(refused(base().kafka_timeout(Duration::ZERO)), "kafka_timeout");
+        assert_eq!(refused(base().ack_warning(Some(Duration::ZERO))), "ack_warning");
+        assert_eq!(
+            refused(base().offset_reset(OffsetReset::Error).reset_offset_on_start(true)),
+            "reset_offset_on_start"
+        );
         assert_eq!(refused(base().bootstrap_servers("localhost")), "bootstrap_servers");
         assert_eq!(refused(base().bootstrap_servers("a:1,b:x")), "bootstrap_servers");
         assert_eq!(refused(base().kafka_property("enable.auto.commit", "true")), "kafka_property");

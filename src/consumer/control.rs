@@ -5,7 +5,7 @@
 //! overtake each other.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,11 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use super::listener::{self, Chosen, Listening};
 use super::metrics::Counters;
+use super::notice::{ConsumeError, Notices};
 use super::partition::PartitionCell;
 use super::start::{self, Place, StartBatch};
-use super::RebalanceListener;
 use crate::coord::{Ending, GroupEvent, Lease};
 use crate::fetch::Fetcher;
 use crate::ids::TopicPartition;
@@ -24,6 +25,8 @@ use crate::offsets::{Committer, OffsetError, OffsetReset};
 
 pub(crate) struct CommitRequest {
     pub cells: Vec<Arc<PartitionCell>>,
+    /// The caller waits for the outcome; without one, failures go to the
+    /// application's notices.
     pub done: Option<oneshot::Sender<Result<(), OffsetError>>>,
 }
 
@@ -34,9 +37,14 @@ pub(crate) struct Shared {
     pub committer: Committer,
     pub commits: mpsc::UnboundedSender<CommitRequest>,
     pub reset: OffsetReset,
-    pub listener: Option<Arc<dyn RebalanceListener>>,
+    /// Start the first assignment's partitions at the reset end.
+    pub reset_on_start: bool,
+    pub listening: Arc<Listening>,
     /// How long a revoke waits for the messages in hand to be acknowledged.
     pub ack_wait: Duration,
+    pub notices: Notices,
+    /// Set by `stop` and on drop: the group member's end is expected.
+    pub stopping: AtomicBool,
 }
 
 impl Shared {
@@ -45,6 +53,13 @@ impl Shared {
     pub async fn commit_all(&self) -> Result<(), OffsetError> {
         let cells: Vec<_> = self.cells.lock().values().cloned().collect();
         self.commit(cells).await
+    }
+
+    /// Commits every owned partition, reporting failures to the
+    /// application (the periodic commit).
+    fn commit_all_reported(&self) {
+        let cells: Vec<_> = self.cells.lock().values().cloned().collect();
+        let _ = self.commits.send(CommitRequest { cells, done: None });
     }
 
     async fn commit(&self, cells: Vec<Arc<PartitionCell>>) -> Result<(), OffsetError> {
@@ -67,6 +82,7 @@ impl Shared {
 pub(crate) async fn committer(
     committer: Committer,
     counters: Arc<Counters>,
+    notices: Notices,
     mut rx: mpsc::UnboundedReceiver<CommitRequest>,
 ) {
     while let Some(req) = rx.recv().await {
@@ -91,7 +107,12 @@ pub(crate) async fn committer(
                 Err(e) => {
                     counters.commit_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "offset commit failed");
-                    first.get_or_insert(e);
+                    match &req.done {
+                        Some(_) => {
+                            first.get_or_insert(e);
+                        }
+                        None => notices.post(ConsumeError::Commit { partition: cell.tp.clone(), source: e }),
+                    }
                 }
             }
         }
@@ -101,20 +122,39 @@ pub(crate) async fn committer(
     }
 }
 
-/// Reacts to group events until the group member is gone.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    mut events: mpsc::UnboundedReceiver<GroupEvent>,
-    auto_commit: Option<Duration>,
-) {
-    let mut tasks = JoinSet::new();
-    let period = auto_commit.unwrap_or(Duration::from_secs(3600));
+/// The control task's periodic work.
+pub(crate) struct Timers {
+    pub auto_commit: Option<Duration>,
+    /// The bound of [`ConsumeError::AckOverdue`].
+    pub ack_warning: Option<Duration>,
+}
+
+fn interval(period: Option<Duration>) -> tokio::time::Interval {
+    let period = period.unwrap_or(Duration::from_secs(3600));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Reacts to group events until the group member is gone.
+pub(crate) async fn run(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<GroupEvent>, timers: Timers) {
+    let mut tasks = JoinSet::new();
+    let auto_commit = timers.auto_commit;
+    let mut tick = interval(auto_commit);
+    // Checked four times per bound: a stuck message is reported at most a
+    // quarter of the bound late.
+    let ack_warning = timers.ack_warning;
+    let mut ack_tick = interval(ack_warning.map(|b| (b / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))));
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                None => break,
+                None => {
+                    if !shared.stopping.load(Ordering::Acquire) {
+                        let reason = "the group member ended".to_owned();
+                        shared.notices.post(ConsumeError::Fatal { reason });
+                    }
+                    break;
+                }
                 Some(GroupEvent::Assigned { mut generation, mut leases, .. }) => {
                     // A rebalance's claims complete one by one, each its own
                     // event: take those already queued together, so their
@@ -126,50 +166,63 @@ pub(crate) async fn run(
                                 generation = g;
                                 leases.extend(more);
                             }
-                            other => log_event(other),
+                            other => on_event(&shared, other),
                         }
                     }
                     let fresh: Vec<TopicPartition> = leases.iter().map(|l| l.topic_partition().clone()).collect();
-                    let mut ready = Vec::new();
+                    // Before fetching starts: the listener may choose
+                    // where the partitions start.
+                    let chosen = shared.listening.assigned(generation, fresh);
                     let batch = StartBatch::new(leases.len());
                     for lease in leases {
-                        let (tx, rx) = oneshot::channel();
-                        ready.push(rx);
                         let place = Place::new(&batch, &shared);
-                        tasks.spawn(partition(Arc::clone(&shared), lease, place, tx));
-                    }
-                    if let Some(listener) = shared.listener.clone().filter(|_| !fresh.is_empty()) {
-                        // After the new partitions are set up; off this loop,
-                        // so a slow callback never delays a revoke.
-                        tokio::spawn(async move {
-                            for r in ready {
-                                let _ = r.await;
-                            }
-                            listener.on_assigned(generation, &fresh);
-                        });
+                        // pykafka's `reset_offset_on_start`: the first
+                        // rebalance only (later ones resume from commits).
+                        let reset = shared.reset_on_start && lease.is_first_round();
+                        tasks.spawn(partition(Arc::clone(&shared), lease, place, reset, chosen.clone()));
                     }
                 }
-                Some(other) => log_event(other),
+                Some(other) => on_event(&shared, other),
             },
-            _ = tick.tick(), if auto_commit.is_some() => {
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move { shared.commit_all().await });
-            }
+            _ = tick.tick(), if auto_commit.is_some() => shared.commit_all_reported(),
+            _ = ack_tick.tick(), if ack_warning.is_some() => report_overdue(&shared, ack_warning.unwrap_or_default()),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
     while tasks.join_next().await.is_some() {}
 }
 
-fn log_event(event: GroupEvent) {
+/// Reports each partition whose commits wait for one message longer than
+/// `bound`.
+fn report_overdue(shared: &Shared, bound: Duration) {
+    let now = crate::coord::clock::now();
+    let cells: Vec<_> = shared.cells.lock().values().cloned().collect();
+    for cell in cells {
+        if let Some((offset, held_for)) = cell.overdue(now, bound) {
+            shared.counters.acks_overdue.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(tp = %cell.tp, offset, ?held_for, "a message not acknowledged holds the partition's commits back");
+            shared.notices.post(ConsumeError::AckOverdue { partition: cell.tp.clone(), offset, held_for });
+        }
+    }
+}
+
+fn on_event(shared: &Shared, event: GroupEvent) {
     match event {
-        GroupEvent::Error(e) => tracing::warn!(error = %e, "group error"),
+        // The partitions' tasks see their leases end first; the listener
+        // hears of the whole step here.
+        GroupEvent::Revoked { partitions } => shared.listening.revoked(partitions),
+        GroupEvent::Lost { partitions } => shared.listening.lost(partitions),
+        GroupEvent::Error(e) => {
+            tracing::warn!(error = %e, "group error");
+            shared.notices.post(ConsumeError::Group(e));
+        }
         other => tracing::debug!(event = ?other, "group event"),
     }
 }
 
-async fn partition(shared: Arc<Shared>, mut lease: Lease, mut place: Place, ready: oneshot::Sender<()>) {
+async fn partition(shared: Arc<Shared>, mut lease: Lease, mut place: Place, reset: bool, chosen: Option<Chosen>) {
     let tp = lease.topic_partition().clone();
+    shared.listening.fresh(&tp);
     let span = tracing::info_span!("partition", %tp, generation = lease.generation());
     let _ = tracing::Instrument::instrument(
         async {
@@ -179,20 +232,22 @@ async fn partition(shared: Arc<Shared>, mut lease: Lease, mut place: Place, read
             let found = tokio::select! {
                 biased;
                 ending = lease.ended() => Err(ending),
-                found = start::find(&shared, &tp, &mut place) => Ok(found),
+                found = async {
+                    match listener::chosen(chosen, &tp).await {
+                        Some(o) => Some((Some(o), rdkafka::Offset::Offset(o as i64))),
+                        None => start::find(&shared, &tp, &mut place, reset).await,
+                    }
+                } => Ok(found),
             };
             let (start, offset) = match found {
-                Err(ending) => {
-                    // Nothing was fetched or delivered: nothing to stop or commit.
-                    if let (Ending::Revoked, Some(l)) = (ending, &shared.listener) {
-                        l.on_revoked(std::slice::from_ref(&tp));
-                    }
-                    return;
-                }
+                // Nothing was fetched or delivered: nothing to stop or commit
+                // (the listener hears of the revoke with the others).
+                Err(_) => return,
                 Ok(None) => {
                     place.defer();
-                    tracing::error!(error = %OffsetError::NoCommittedOffset { tp: tp.clone() }, "partition left idle");
-                    let _ = ready.send(());
+                    let source = OffsetError::NoCommittedOffset { tp: tp.clone() };
+                    tracing::error!(error = %source, "partition left idle");
+                    shared.notices.post(ConsumeError::StartOffset { partition: tp.clone(), source });
                     lease.ended().await;
                     return;
                 }
@@ -202,16 +257,14 @@ async fn partition(shared: Arc<Shared>, mut lease: Lease, mut place: Place, read
             shared.cells.lock().insert(tp.clone(), Arc::clone(&cell));
             place.start((tp.clone(), offset, Arc::clone(&cell)));
             tracing::debug!(?offset, "fetching");
-            let _ = ready.send(());
             let ending = lease.ended().await;
             place.withdraw(&tp);
             match ending {
                 Ending::Revoked => {
-                    if let Some(l) = &shared.listener {
-                        l.on_revoked(std::slice::from_ref(&tp));
-                    }
                     cell.begin_revoke();
                     shared.fetcher.unassign(vec![tp.clone()]).await;
+                    // What `on_revoked` acknowledges is in the commit.
+                    shared.listening.revoke_called(&tp, shared.ack_wait).await;
                     if !cell.wait_idle(shared.ack_wait).await {
                         shared.counters.unacked_at_revoke.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(wait = ?shared.ack_wait, "revoked with messages unacknowledged; they will be delivered again");

@@ -98,4 +98,21 @@ impl Message {
     pub fn ack(&self) {
         self.cell.ack(self.offset);
     }
+
+    /// What acknowledges this message after it was moved away.
+    pub(crate) fn acker(&self) -> Acker {
+        Acker { cell: Arc::clone(&self.cell), offset: self.offset }
+    }
+}
+
+/// Acknowledges one message later (`for_each`).
+pub(crate) struct Acker {
+    cell: Arc<PartitionCell>,
+    offset: u64,
+}
+
+impl Acker {
+    pub fn ack(self) {
+        self.cell.ack(self.offset);
+    }
 }

@@ -14,10 +14,12 @@ pub(crate) struct Counters {
     pub fenced_commits: AtomicU64,
     pub offset_read_failures: AtomicU64,
     pub unacked_at_revoke: AtomicU64,
+    pub acks_overdue: AtomicU64,
 }
 
 /// One owned partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionMetrics {
     /// The partition.
     pub topic_partition: TopicPartition,
@@ -29,10 +31,16 @@ pub struct PartitionMetrics {
     pub log_end: Option<u64>,
     /// `log_end − committed`.
     pub lag: Option<u64>,
+    /// Messages delivered and not acknowledged.
+    pub outstanding: usize,
+    /// How long the commit position has waited for its message (the
+    /// oldest one not acknowledged); `None` when nothing is outstanding.
+    pub oldest_unacked_for: Option<std::time::Duration>,
 }
 
 /// A copy of a consumer's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerMetrics {
     /// The group member's counters: group reads, rebalances (count and
     /// duration histogram), claims and claim waits (retries), losses.
@@ -59,8 +67,14 @@ pub struct ConsumerMetrics {
     /// Revoked partitions committed with messages still unacknowledged
     /// (they will be delivered again by the next owner).
     pub unacked_at_revoke: u64,
+    /// Times one unacknowledged message held a partition's commits back
+    /// past the warning bound (see `ConsumerBuilder::ack_warning`).
+    pub acks_overdue: u64,
     /// Errors returned by polls (transient broker failures and the like).
     pub fetch_errors: u64,
+    /// Errors and warnings dropped because the application did not read
+    /// them (see [`BalancedConsumer::recv`](super::BalancedConsumer::recv)).
+    pub notices_dropped: u64,
     /// Times fetching paused because the buffer was full.
     pub backpressure_pauses: u64,
     /// Messages fetched and not yet delivered.
@@ -80,5 +94,6 @@ impl Counters {
         m.fenced_commits = get(&self.fenced_commits);
         m.offset_read_failures = get(&self.offset_read_failures);
         m.unacked_at_revoke = get(&self.unacked_at_revoke);
+        m.acks_overdue = get(&self.acks_overdue);
     }
 }

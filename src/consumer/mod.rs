@@ -11,9 +11,16 @@
 //!     .topic("orders")
 //!     .start()
 //!     .await?;
-//! while let Some(message) = consumer.recv().await {
-//!     // ... work on message.payload() ...
-//!     message.ack();
+//! while let Some(item) = consumer.recv().await {
+//!     match item {
+//!         Ok(message) => {
+//!             // ... work on message.payload() ...
+//!             message.ack();
+//!         }
+//!         // A broker down, a failed commit, a partition without a start
+//!         // offset: the consumer goes on. Only a fatal error is last.
+//!         Err(e) => eprintln!("consumer: {e}"),
+//!     }
 //! #   break;
 //! }
 //! consumer.stop().await?; // commits, releases, leaves: peers take over at once
@@ -29,8 +36,11 @@
 mod blocking;
 mod config;
 mod control;
+mod error;
+mod listener;
 mod message;
 mod metrics;
+mod notice;
 mod partition;
 mod start;
 
@@ -38,88 +48,39 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use blocking::BlockingConsumer;
-pub use config::ConsumerBuilder;
+pub use config::{AckMode, ConsumerBuilder};
+pub use error::ConsumerError;
+pub use listener::{RebalanceListener, StartOffsets};
 pub use message::Message;
 pub use metrics::{ConsumerMetrics, PartitionMetrics};
+pub use notice::ConsumeError;
 
-use crate::balance::{ConfigError, Verdict};
-use crate::coord::{AssignmentView, CoordError, GroupMember};
+use crate::balance::Verdict;
+use crate::coord::{AssignmentView, GroupMember};
 use crate::fetch::{FetchStats, Fetched, Fetcher, Run};
 use crate::ids::{MemberId, TopicPartition};
 use crate::kafka::{follow_brokers, ClientSettings, KafkaClient};
-use crate::offsets::{Committer, KafkaOffsets, OffsetError, ZkOffsets};
+use crate::offsets::{Committer, KafkaOffsets, ZkOffsets};
 use config::ConsumerConfig;
 use control::Shared;
+use notice::Notices;
 use partition::PartitionCell;
-
-/// Why the consumer could not start, commit or stop.
-#[derive(Debug, Error)]
-pub enum ConsumerError {
-    /// A setting is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Joining or leaving the group failed.
-    #[error(transparent)]
-    Group(#[from] CoordError),
-    /// A topic is not registered in ZooKeeper.
-    #[error("topic {topic} does not exist (no /brokers/topics/{topic} in ZooKeeper)")]
-    UnknownTopic {
-        /// The topic.
-        topic: String,
-    },
-    /// No broker is registered in ZooKeeper and none was given.
-    #[error("no Kafka broker is registered in ZooKeeper at {connect}")]
-    NoBrokers {
-        /// The connect string.
-        connect: String,
-    },
-    /// No registered broker offers the wanted listener (by name, or by
-    /// the `security.protocol` configured).
-    #[error(transparent)]
-    NoListener(crate::kafka_access::NoListener),
-    /// A ZooKeeper request failed (reading the cluster, at start).
-    #[error(transparent)]
-    ZooKeeper(#[from] crate::zk_call::ZkCallError),
-    /// The Kafka client could not be created.
-    #[error("creating the Kafka client: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    /// A commit failed.
-    #[error(transparent)]
-    Offset(#[from] OffsetError),
-    /// The fetch thread could not be started.
-    #[error("starting the fetch thread: {0}")]
-    Thread(#[source] std::io::Error),
-    /// The blocking consumer's runtime could not be started.
-    #[error("starting the runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-}
-
-/// Callbacks around rebalances. Called from the consumer's tasks: keep them
-/// short (a slow callback delays only its own partitions' hand-over).
-pub trait RebalanceListener: Send + Sync + 'static {
-    /// After these newly owned partitions were claimed and their fetching
-    /// started (not called when a change only took partitions away).
-    fn on_assigned(&self, generation: u64, partitions: &[TopicPartition]) {
-        let _ = (generation, partitions);
-    }
-
-    /// A partition is being taken away: called before its final commit and
-    /// before its owner znode is released.
-    fn on_revoked(&self, partitions: &[TopicPartition]) {
-        let _ = partitions;
-    }
-}
 
 /// A member of a balanced consumer group. See the [module docs](self).
 pub struct BalancedConsumer {
     member: Option<GroupMember>,
     shared: Arc<Shared>,
     incoming: mpsc::UnboundedReceiver<Vec<Run<Arc<PartitionCell>>>>,
+    /// Errors and warnings for the application, in the order they came.
+    notices: mpsc::Receiver<ConsumeError>,
+    /// A fatal notice was handed over: nothing follows.
+    ended: bool,
+    /// [`AckMode::OnReceipt`].
+    ack_on_receipt: bool,
     /// Runs taken from the channel: (partition, the rest of its messages).
     pending: VecDeque<(Arc<PartitionCell>, std::vec::IntoIter<Fetched>)>,
     /// Messages taken from `pending` and not yet subtracted from `buffered`
@@ -179,7 +140,19 @@ impl BalancedConsumer {
             reset: cfg.reset,
             overrides: cfg.kafka.properties.clone(),
         };
-        let client = Arc::new(crate::kafka::client(&settings)?);
+        let (notices, notices_rx) = Notices::new();
+        let on_error = {
+            let notices = notices.clone();
+            Arc::new(move |f: crate::fetch::FetchFailure| {
+                notices.post(match f.partition {
+                    Some(partition) => ConsumeError::Fetch { partition, code: f.code, reason: f.reason },
+                    None => ConsumeError::Client { code: f.code, reason: f.reason },
+                })
+            })
+        };
+        let client = Arc::new(
+            crate::kafka::client(&settings, Some(on_error.clone())).map_err(|e| ConsumerError::Kafka(e.to_string()))?,
+        );
         crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
@@ -194,9 +167,15 @@ impl BalancedConsumer {
         let buffered = Arc::new(AtomicUsize::new(0));
         let fetch_stats = Arc::new(FetchStats::default());
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let fetcher =
-            Fetcher::spawn(Arc::clone(&client), cfg.buffer, Arc::clone(&buffered), out_tx, Arc::clone(&fetch_stats))
-                .map_err(ConsumerError::Thread)?;
+        let fetcher = Fetcher::spawn(
+            Arc::clone(&client),
+            cfg.buffer,
+            Arc::clone(&buffered),
+            out_tx,
+            Arc::clone(&fetch_stats),
+            Box::new(move |f| on_error(f)),
+        )
+        .map_err(ConsumerError::Thread)?;
         let brokers = Arc::new(AtomicUsize::new(0));
         tokio::spawn(follow_brokers(
             member.sessions(),
@@ -205,7 +184,7 @@ impl BalancedConsumer {
             Arc::clone(&brokers),
         ));
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
-        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), commit_rx));
+        tokio::spawn(control::committer(committer.clone(), Arc::clone(&counters), notices.clone(), commit_rx));
         let shared = Arc::new(Shared {
             cells: Default::default(),
             counters,
@@ -213,18 +192,28 @@ impl BalancedConsumer {
             committer,
             commits: commit_tx,
             reset: cfg.reset,
-            listener: cfg.listener.clone(),
+            reset_on_start: cfg.reset_on_start,
+            listening: Arc::new(listener::Listening::new(cfg.listener.clone())),
             ack_wait: cfg.group.revoke_timeout / 2,
+            notices,
+            stopping: Default::default(),
         });
         let span = tracing::info_span!("consumer", member = %member.id());
         let control = tokio::spawn(tracing::Instrument::instrument(
-            control::run(Arc::clone(&shared), events, cfg.auto_commit),
+            control::run(
+                Arc::clone(&shared),
+                events,
+                control::Timers { auto_commit: cfg.auto_commit, ack_warning: cfg.ack_warning },
+            ),
             span,
         ));
         Ok(BalancedConsumer {
             member: Some(member),
             shared,
             incoming: out_rx,
+            notices: notices_rx,
+            ended: false,
+            ack_on_receipt: cfg.ack_mode == AckMode::OnReceipt,
             pending: VecDeque::new(),
             taken: 0,
             delivered: (0, 0),
@@ -248,7 +237,14 @@ impl BalancedConsumer {
         self.view.clone()
     }
 
-    /// The next message; `None` once the consumer stopped. Cancel-safe.
+    /// The next message, or an error or warning to act on; `None` once the
+    /// consumer stopped. Cancel-safe.
+    ///
+    /// An `Err` is one of [`ConsumeError`]'s kinds: only
+    /// [`ConsumeError::Fatal`] ends the stream (`None` follows it); after
+    /// any other the consumer goes on, so the usual loop logs or counts the
+    /// error and calls `recv` again. Errors are handed over as they come,
+    /// ahead of messages already buffered.
     ///
     /// Every message is checked at this call's clock against its
     /// partition's lease right before it is returned: none is handed over
@@ -257,34 +253,53 @@ impl BalancedConsumer {
     /// none of a partition that was revoked or lost meanwhile (those are
     /// dropped). A process that wakes from a long pause therefore returns
     /// nothing it may no longer own, before any event reached it.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Result<Message, ConsumeError>> {
+        if self.ended {
+            return None;
+        }
         loop {
-            match self.next_ready() {
-                Ready::Message(m) => return Some(m),
-                Ready::Empty => {
-                    self.release_taken();
-                    self.take_batch().await?;
-                }
-                Ready::Lapsed => {
-                    self.release_taken();
-                    // Any renewal or loss after the check wakes this.
-                    self.pulse.changed().await.ok()?;
-                }
+            if let Ok(e) = self.notices.try_recv() {
+                return Some(Err(self.hand_over(e)));
+            }
+            let wait = match self.next_ready() {
+                Ready::Message(m) => return Some(Ok(m)),
+                Ready::Empty => Wait::Batch,
+                Ready::Lapsed => Wait::Pulse,
+            };
+            self.release_taken();
+            tokio::select! {
+                e = self.notices.recv() => match e {
+                    Some(e) => return Some(Err(self.hand_over(e))),
+                    // Never: the consumer holds a sender.
+                    None => return None,
+                },
+                more = self.incoming.recv(), if wait == Wait::Batch => self.queue(more?),
+                // Any renewal or loss after the check wakes this.
+                pulse = self.pulse.changed(), if wait == Wait::Pulse => pulse.ok()?,
             }
         }
     }
 
-    /// Waits for the next message like [`recv`](Self::recv), then adds
-    /// every further message already fetched and deliverable now, up to
-    /// `max` in all, without waiting again: for applications that write or
-    /// commit per batch. Each is checked against its lease as `recv` checks
-    /// it. Empty once the consumer stopped. Cancel-safe (only the first
-    /// wait can be cancelled).
-    pub async fn recv_many(&mut self, max: usize) -> Vec<Message> {
-        let mut out = Vec::new();
-        let Some(first) = self.recv().await else { return out };
-        out.push(first);
-        while out.len() < max {
+    fn hand_over(&mut self, e: ConsumeError) -> ConsumeError {
+        self.ended |= e.is_fatal();
+        e
+    }
+
+    /// Waits for the next message or error like [`recv`](Self::recv); after
+    /// a message, adds every further message already fetched and
+    /// deliverable now, up to `max` in all, without waiting again: for
+    /// applications that write or commit per batch. Each is checked against
+    /// its lease as `recv` checks it. A batch stops before an error that
+    /// comes in meanwhile; the next call returns it. `None` once the
+    /// consumer stopped. Cancel-safe (only the first wait can be
+    /// cancelled).
+    pub async fn recv_many(&mut self, max: usize) -> Option<Result<Vec<Message>, ConsumeError>> {
+        let first = match self.recv().await? {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut out = vec![first];
+        while out.len() < max && self.notices.is_empty() {
             match self.next_ready() {
                 Ready::Message(m) => out.push(m),
                 Ready::Lapsed => break,
@@ -294,7 +309,44 @@ impl BalancedConsumer {
                 },
             }
         }
-        out
+        Some(Ok(out))
+    }
+
+    /// Runs `handler` on every message, acknowledging each when its
+    /// handler returns (a handler that panics leaves its message
+    /// unacknowledged: it is delivered again after the next hand-over).
+    /// Errors other than fatal ones are logged and counted, and the loop
+    /// goes on; use [`recv`](Self::recv) to act on them. Returns when the
+    /// consumer stops, or with the fatal error.
+    ///
+    /// ```no_run
+    /// # async fn f(mut consumer: zkbalance::consumer::BalancedConsumer) {
+    /// consumer
+    ///     .for_each(|message| async move {
+    ///         // ... work on message.payload() ...
+    ///         let _ = message.offset();
+    ///     })
+    ///     .await
+    ///     .expect("the consumer failed");
+    /// # }
+    /// ```
+    pub async fn for_each<F, Fut>(&mut self, mut handler: F) -> Result<(), ConsumeError>
+    where
+        F: FnMut(Message) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        while let Some(item) = self.recv().await {
+            match item {
+                Ok(m) => {
+                    let ack = m.acker();
+                    handler(m).await;
+                    ack.ack();
+                }
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "consumer error; for_each goes on"),
+            }
+        }
+        Ok(())
     }
 
     /// The next buffered message that may be handed over now, checked at
@@ -325,7 +377,7 @@ impl BalancedConsumer {
                 self.release_taken();
             }
             let Ok(offset) = u64::try_from(f.offset) else { continue };
-            if !cell.deliver(offset) {
+            if !cell.deliver(offset, now, self.ack_on_receipt) {
                 self.shared.counters.dropped_revoked.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -361,20 +413,14 @@ impl BalancedConsumer {
         }
     }
 
-    /// Waits for the next batch; `None` once stopped.
-    async fn take_batch(&mut self) -> Option<()> {
-        let runs = self.incoming.recv().await?;
-        self.queue(runs);
-        Some(())
-    }
-
     /// Queues fetched runs behind what is pending.
     fn queue(&mut self, runs: Vec<Run<Arc<PartitionCell>>>) {
         self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter())));
     }
 
-    /// The messages as a `Stream`.
-    pub fn stream(&mut self) -> impl futures_core::Stream<Item = Message> + '_ {
+    /// The messages and errors as a `Stream`: [`recv`](Self::recv) until
+    /// it returns `None`.
+    pub fn stream(&mut self) -> impl futures_core::Stream<Item = Result<Message, ConsumeError>> + '_ {
         futures_util::stream::unfold(self, |c| async move { c.recv().await.map(|m| (m, c)) })
     }
 
@@ -406,9 +452,11 @@ impl BalancedConsumer {
         }
         m.fetch_errors = self.fetch_stats.fetch_errors.load(Ordering::Relaxed);
         m.backpressure_pauses = self.fetch_stats.backpressure_pauses.load(Ordering::Relaxed);
+        m.notices_dropped = self.shared.notices.dropped();
         m.buffered = self.buffered.load(Ordering::Relaxed);
         m.brokers = self.brokers.load(Ordering::Relaxed);
         let cells: Vec<_> = self.shared.cells.lock().values().cloned().collect();
+        let now = crate::coord::clock::now();
         m.partitions = cells
             .iter()
             .filter(|c| !c.is_closed())
@@ -416,7 +464,16 @@ impl BalancedConsumer {
                 let (committed, acknowledged) = c.offsets();
                 let log_end = crate::kafka::ffi::cached_log_end(&self.client, c.tp.topic.as_str(), c.tp.partition.0);
                 let lag = log_end.zip(committed).map(|(e, c)| e.saturating_sub(c));
-                PartitionMetrics { topic_partition: c.tp.clone(), committed, acknowledged, log_end, lag }
+                let (outstanding, oldest_unacked_for) = c.unacked(now);
+                PartitionMetrics {
+                    topic_partition: c.tp.clone(),
+                    committed,
+                    acknowledged,
+                    log_end,
+                    lag,
+                    outstanding,
+                    oldest_unacked_for,
+                }
             })
             .collect();
         m
@@ -427,6 +484,7 @@ impl BalancedConsumer {
     /// member znode deleted and the session closed — peers take over at
     /// once, exactly at the committed offsets.
     pub async fn stop(mut self) -> Result<(), ConsumerError> {
+        self.shared.stopping.store(true, Ordering::Release);
         if let Some(member) = self.member.take() {
             member.stop().await?;
         }
@@ -443,8 +501,16 @@ impl Drop for BalancedConsumer {
     /// Without [`BalancedConsumer::stop`] the member still leaves (its group
     /// member is dropped, which stops it) and the fetch thread ends.
     fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
         self.shared.fetcher.stop_soon();
     }
+}
+
+/// What `recv` waits for when nothing can be handed over now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Batch,
+    Pulse,
 }
 
 /// What the buffer holds for the application at this instant.

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::metrics::Counters;
-use crate::balance::PartitionGate;
+use crate::balance::{PartitionGate, Time};
 use crate::coord::Fence;
 use crate::ids::TopicPartition;
 use crate::offsets::AckWindow;
@@ -32,6 +32,12 @@ struct State {
     /// (no committed offset: librdkafka resolves earliest/latest).
     window: Option<AckWindow>,
     committed: Option<u64>,
+    /// Since when (lease clock) the commit position has waited for its
+    /// message: set when a delivery finds nothing outstanding, moved when
+    /// an acknowledgement advances the position, cleared when idle.
+    held_since: Option<Time>,
+    /// The position last reported as overdue (reported once).
+    overdue_reported: Option<u64>,
 }
 
 /// Shared by the fetcher's tags, the messages and the partition's task.
@@ -52,7 +58,13 @@ pub(crate) struct PartitionCell {
 
 impl PartitionCell {
     pub fn new(lease: &crate::coord::Lease, start: Option<u64>, counters: Arc<Counters>) -> Self {
-        let state = State { phase: Phase::Active, window: start.map(AckWindow::new), committed: start };
+        let state = State {
+            phase: Phase::Active,
+            window: start.map(AckWindow::new),
+            committed: start,
+            held_since: None,
+            overdue_reported: None,
+        };
         PartitionCell {
             tp: lease.topic_partition().clone(),
             fence: lease.fence().clone(),
@@ -64,14 +76,30 @@ impl PartitionCell {
         }
     }
 
-    /// Records the delivery of `offset` if the partition is still active
-    /// and the offset moves forward; false means drop the message.
-    pub fn deliver(&self, offset: u64) -> bool {
+    /// Records the delivery of `offset` at `now` if the partition is still
+    /// active and the offset moves forward; false means drop the message.
+    /// `acked`: acknowledged on receipt, in the same step.
+    pub fn deliver(&self, offset: u64, now: Time, acked: bool) -> bool {
         let mut s = self.state.lock();
         if s.phase != Phase::Active {
             return false;
         }
-        s.window.get_or_insert_with(|| AckWindow::new(offset)).deliver(offset).is_ok()
+        let window = s.window.get_or_insert_with(|| AckWindow::new(offset));
+        let was_idle = window.is_idle();
+        if window.deliver(offset).is_err() {
+            return false;
+        }
+        if acked {
+            let _ = window.ack(offset);
+            if window.is_idle() {
+                s.held_since = None;
+                return true;
+            }
+        }
+        if was_idle {
+            s.held_since = Some(now);
+        }
+        true
     }
 
     /// An acknowledgement after the partition's last commit is counted as
@@ -84,15 +112,21 @@ impl PartitionCell {
             return;
         }
         let revoking = s.phase == Phase::Revoking;
-        let idle = match s.window.as_mut() {
+        let (idle, moved) = match s.window.as_mut() {
             Some(w) => {
-                if let Err(e) = w.ack(offset) {
+                let moved = w.ack(offset).unwrap_or_else(|e| {
                     tracing::debug!(tp = %self.tp, error = %e, "acknowledgement ignored");
-                }
-                w.is_idle()
+                    false
+                });
+                (w.is_idle(), moved)
             }
-            None => true,
+            None => (true, false),
         };
+        if idle {
+            s.held_since = None;
+        } else if moved {
+            s.held_since = Some(crate::coord::clock::now());
+        }
         drop(s);
         if revoking && idle {
             self.idle.notify_waiters();
@@ -146,6 +180,27 @@ impl PartitionCell {
     pub fn committed(&self, offset: u64) {
         let mut s = self.state.lock();
         s.committed = Some(s.committed.map_or(offset, |c| c.max(offset)));
+    }
+
+    /// Messages delivered and not acknowledged, and for how long (at `now`)
+    /// the commit position has waited for the oldest of them.
+    pub fn unacked(&self, now: Time) -> (usize, Option<Duration>) {
+        let s = self.state.lock();
+        let outstanding = s.window.as_ref().map_or(0, AckWindow::outstanding);
+        (outstanding, s.held_since.map(|t| now.saturating_sub(t)))
+    }
+
+    /// The commit position and how long it waited, when that passed
+    /// `bound` and was not reported yet (each stuck offset once).
+    pub fn overdue(&self, now: Time, bound: Duration) -> Option<(u64, Duration)> {
+        let mut s = self.state.lock();
+        let held = now.saturating_sub(s.held_since?);
+        let position = s.window.as_ref()?.low_watermark();
+        if s.phase == Phase::Closed || held < bound || s.overdue_reported == Some(position) {
+            return None;
+        }
+        s.overdue_reported = Some(position);
+        Some((position, held))
     }
 
     /// (committed, position): the last commit, and the low watermark.

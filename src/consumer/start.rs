@@ -27,8 +27,18 @@ pub(crate) type Start = (TopicPartition, Offset, Arc<PartitionCell>);
 /// the caller gives up when the lease ends) or, without one, the reset
 /// policy's end of the log. `None` when the policy is to report, not guess.
 /// The first failed read gives up the partition's place in its batch, so
-/// its siblings do not wait for the retries.
-pub(crate) async fn find(shared: &Shared, tp: &TopicPartition, place: &mut Place) -> Option<(Option<u64>, Offset)> {
+/// its siblings do not wait for the retries. `reset`: ignore the committed
+/// offset and start at the policy's end.
+pub(crate) async fn find(
+    shared: &Shared,
+    tp: &TopicPartition,
+    place: &mut Place,
+    reset: bool,
+) -> Option<(Option<u64>, Offset)> {
+    if reset && shared.reset != OffsetReset::Error {
+        tracing::info!(%tp, policy = ?shared.reset, "reset on start: the committed offset is ignored");
+        return Some((None, reset_offset(shared, tp).await));
+    }
     let mut delay = Duration::from_millis(100);
     let committed = loop {
         match shared.committer.read(tp).await {
@@ -37,6 +47,7 @@ pub(crate) async fn find(shared: &Shared, tp: &TopicPartition, place: &mut Place
                 place.defer();
                 shared.counters.offset_read_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%tp, error = %e, "cannot read the committed offset; retrying (fix or reset it with `zkbc offsets reset`)");
+                shared.notices.post(super::ConsumeError::StartOffset { partition: tp.clone(), source: e });
             }
         }
         tokio::time::sleep(delay).await;

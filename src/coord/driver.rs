@@ -501,13 +501,15 @@ impl Driver {
 
     fn assigned(&mut self, generation: u64, partitions: Vec<(TopicPartition, crate::assign::Slot)>) {
         let mut fresh = Vec::new();
+        // The first round's end is recorded after its last claim.
+        let first_round = self.metrics.rebalances.count() == 0;
         for (tp, slot) in &partitions {
             if !self.leases.contains_key(tp) {
                 let name = self.machine.held_owner_name(tp).expect("an assigned partition is held");
                 let owner_path = self.layout.owner_paths(tp, name).swap_remove(0);
                 let fence = Fence { session: self.session_epoch, owner_path };
                 let gate = PartitionGate::new(Arc::clone(&self.session_lease));
-                let (l, h) = lease(tp.clone(), slot.clone(), generation, fence, gate);
+                let (l, h) = lease(tp.clone(), slot.clone(), generation, first_round, fence, gate);
                 self.leases.insert(tp.clone(), h);
                 fresh.push(l);
             }

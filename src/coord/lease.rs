@@ -33,6 +33,7 @@ pub struct Lease {
     tp: TopicPartition,
     slot: Slot,
     generation: u64,
+    first_round: bool,
     fence: Fence,
     gate: Arc<PartitionGate>,
     ending: watch::Receiver<Ending>,
@@ -58,6 +59,13 @@ impl Lease {
     /// What a fenced commit checks.
     pub fn fence(&self) -> &Fence {
         &self.fence
+    }
+
+    /// Whether it was granted in this member's first rebalance (the one
+    /// that followed its registration), before the group first settled
+    /// with it: what pykafka's `reset_offset_on_start` applies to.
+    pub fn is_first_round(&self) -> bool {
+        self.first_round
     }
 
     /// How the lease stands now.
@@ -111,6 +119,7 @@ pub(crate) fn lease(
     tp: TopicPartition,
     slot: Slot,
     generation: u64,
+    first_round: bool,
     fence: Fence,
     gate: PartitionGate,
 ) -> (Lease, LeaseHandle) {
@@ -118,7 +127,7 @@ pub(crate) fn lease(
     let (ending_tx, ending_rx) = watch::channel(Ending::Held);
     let (held_tx, held_rx) = oneshot::channel();
     (
-        Lease { tp, slot, generation, fence, gate: Arc::clone(&gate), ending: ending_rx, _held: held_tx },
+        Lease { tp, slot, generation, first_round, fence, gate: Arc::clone(&gate), ending: ending_rx, _held: held_tx },
         LeaseHandle { gate, ending: ending_tx, released: Some(held_rx) },
     )
 }

@@ -215,6 +215,11 @@ impl Histogram {
         self.sum_ms.fetch_add(ms, Ordering::Relaxed);
     }
 
+    /// How many were recorded.
+    pub(crate) fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
     fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),

@@ -61,6 +61,18 @@ pub(crate) enum Command<T> {
     Stop,
 }
 
+/// An error the fetch thread saw: of one partition, or of the client.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchFailure {
+    pub partition: Option<TopicPartition>,
+    /// librdkafka's error name.
+    pub code: String,
+    pub reason: String,
+}
+
+/// Where the fetch thread reports errors (it must not block).
+pub(crate) type OnError = Box<dyn Fn(FetchFailure) + Send>;
+
 /// Counters of the fetch thread.
 #[derive(Debug, Default)]
 pub(crate) struct FetchStats {
@@ -94,11 +106,24 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
         buffered: Arc<AtomicUsize>,
         out: mpsc::UnboundedSender<Vec<Run<T>>>,
         stats: Arc<FetchStats>,
+        on_error: OnError,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
         let queue = ffi::ConsumerQueue::new(&client);
+        let main = ffi::MainQueue::detach(&client);
         let queue_waker = ffi::QueueWaker::new(&client);
-        let mut worker = Worker { queue, client, capacity, buffered, out, stats, tags: HashMap::new(), paused: false };
+        let mut worker = Worker {
+            queue,
+            main,
+            client,
+            capacity,
+            buffered,
+            out,
+            stats,
+            on_error,
+            tags: HashMap::new(),
+            paused: false,
+        };
         let thread = std::thread::Builder::new().name("zkbalance-fetch".into()).spawn(move || worker.run(rx))?;
         let waker = thread.thread().clone();
         Ok(Fetcher { commands: tx, waker, queue: queue_waker, thread: parking_lot::Mutex::new(Some(thread)) })
@@ -173,11 +198,14 @@ impl<T> Drop for Fetcher<T> {
 struct Worker<T> {
     /// Declared before `client`, so it is released first.
     queue: ffi::ConsumerQueue,
+    /// librdkafka's logs and errors.
+    main: ffi::MainQueue,
     client: Arc<KafkaClient>,
     capacity: usize,
     buffered: Arc<AtomicUsize>,
     out: mpsc::UnboundedSender<Vec<Run<T>>>,
     stats: Arc<FetchStats>,
+    on_error: OnError,
     /// topic → partition → tag; nested so a lookup needs no allocation.
     tags: HashMap<String, HashMap<i32, T>>,
     paused: bool,
@@ -267,6 +295,7 @@ impl<T: Clone + Send + 'static> Worker<T> {
                     Err(std_mpsc::TryRecvError::Disconnected) => return,
                 }
             }
+            self.main.serve(&self.client);
             self.backpressure();
             if self.paused || self.tags.is_empty() {
                 // Unparked by a command or by the consumer freeing room.
@@ -329,7 +358,16 @@ impl<T: Clone + Send + 'static> Worker<T> {
             },
             |e| {
                 stats.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "fetch error");
+                let partition = e
+                    .topic
+                    .and_then(|t| crate::ids::TopicName::new(t).ok())
+                    .map(|t| TopicPartition::new(t, e.partition));
+                let failure = FetchFailure { partition, code: format!("{:?}", e.code), reason: e.reason.to_owned() };
+                // Partition EOF is not an error (and is off by default).
+                if e.code != rdkafka::types::RDKafkaErrorCode::PartitionEOF {
+                    tracing::warn!(tp = ?failure.partition, code = %failure.code, "fetch error: {}", failure.reason);
+                    (self.on_error)(failure);
+                }
             },
         );
         let buf = buf.freeze();

@@ -145,7 +145,7 @@ impl KafkaSide {
             reset: crate::offsets::OffsetReset::Earliest,
             overrides,
         };
-        let client = crate::kafka::client(&settings).map_err(kafka_err)?;
+        let client = crate::kafka::client(&settings, None).map_err(kafka_err)?;
         Ok(KafkaSide { client: Arc::new(client), timeout })
     }
 

@@ -35,6 +35,15 @@ pub(crate) struct Raw<'a> {
     pub timestamp: Option<i64>,
 }
 
+/// An error librdkafka put on the consumer queue: of one partition when
+/// `topic` is set, else of the client (a broker down, all brokers down).
+pub(crate) struct RawError<'a> {
+    pub topic: Option<&'a str>,
+    pub partition: i32,
+    pub code: rdkafka::types::RDKafkaErrorCode,
+    pub reason: &'a str,
+}
+
 unsafe fn bytes<'a>(ptr: *mut std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
     if ptr.is_null() {
         None
@@ -61,7 +70,7 @@ impl ConsumerQueue {
         max: usize,
         wait: Duration,
         mut visit: impl FnMut(Raw<'_>),
-        mut error: impl FnMut(rdkafka::error::KafkaError),
+        mut error: impl FnMut(RawError<'_>),
     ) -> usize {
         if self.queue.is_null() || max == 0 {
             return 0;
@@ -96,7 +105,11 @@ impl ConsumerQueue {
             unsafe {
                 let msg = &*m;
                 if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    error(rdkafka::error::KafkaError::MessageConsumption(msg.err.into()));
+                    let topic = (!msg.rkt.is_null())
+                        .then(|| CStr::from_ptr(rdsys::rd_kafka_topic_name(msg.rkt)).to_str().unwrap_or(""));
+                    let reason = CStr::from_ptr(rdsys::rd_kafka_message_errstr(m)).to_string_lossy();
+                    let code: rdkafka::types::RDKafkaErrorCode = msg.err.into();
+                    error(RawError { topic, partition: msg.partition, code, reason: &reason });
                 } else {
                     let topic = if msg.rkt.is_null() {
                         ""
@@ -127,6 +140,113 @@ impl Drop for ConsumerQueue {
         if !self.queue.is_null() {
             // SAFETY: obtained from rd_kafka_queue_get_consumer, destroyed once.
             unsafe { rdsys::rd_kafka_queue_destroy(self.queue) };
+        }
+    }
+}
+
+/// The client's main queue, taken back from the consumer queue (where
+/// rust-rdkafka forwards it): it carries librdkafka's logs and errors as
+/// events, which the batch reads of [`ConsumerQueue::take`] would drop
+/// unseen. The fetch thread serves it between batches; dropped, it is
+/// forwarded back, so that what comes later is served by the client's own
+/// close (events left in an unserved queue hold broker references, and
+/// `rd_kafka_destroy` then waits forever).
+pub(crate) struct MainQueue {
+    queue: *mut rdsys::rd_kafka_queue_t,
+    consumer: *mut rdsys::rd_kafka_queue_t,
+}
+
+// SAFETY: as for ConsumerQueue: thread-safe queue, one owner, destroyed once.
+unsafe impl Send for MainQueue {}
+
+impl MainQueue {
+    pub fn detach(client: &KafkaClient) -> Self {
+        // SAFETY: a new reference to the main queue of a live client that
+        // outlives it (both owned by the fetch thread, the queue dropped
+        // first); un-forwarding is allowed at any time.
+        let (queue, consumer) = unsafe {
+            let rk = client.client().native_ptr();
+            let (q, c) = (rdsys::rd_kafka_queue_get_main(rk), rdsys::rd_kafka_queue_get_consumer(rk));
+            if !q.is_null() {
+                rdsys::rd_kafka_queue_forward(q, std::ptr::null_mut());
+            }
+            (q, c)
+        };
+        MainQueue { queue, consumer }
+    }
+
+    /// Hands every waiting log line and error to the client's context (its
+    /// `log` and `error` callbacks), without waiting; drops other events.
+    pub fn serve(&self, client: &KafkaClient) {
+        use rdkafka::client::ClientContext;
+        if self.queue.is_null() {
+            return;
+        }
+        let context = client.context();
+        loop {
+            // SAFETY: a live queue; each event returned is destroyed once.
+            unsafe {
+                let ev = rdsys::rd_kafka_queue_poll(self.queue, 0);
+                if ev.is_null() {
+                    return;
+                }
+                match rdsys::rd_kafka_event_type(ev) {
+                    rdsys::RD_KAFKA_EVENT_LOG => {
+                        let (mut fac, mut text, mut level) = (std::ptr::null(), std::ptr::null(), 0);
+                        if rdsys::rd_kafka_event_log(ev, &mut fac, &mut text, &mut level) == 0 {
+                            let fac = if fac.is_null() { "".into() } else { CStr::from_ptr(fac).to_string_lossy() };
+                            let text = if text.is_null() { "".into() } else { CStr::from_ptr(text).to_string_lossy() };
+                            context.log(log_level(level), &fac, &text);
+                        }
+                    }
+                    rdsys::RD_KAFKA_EVENT_ERROR => {
+                        let code: rdkafka::types::RDKafkaErrorCode = rdsys::rd_kafka_event_error(ev).into();
+                        let text = rdsys::rd_kafka_event_error_string(ev);
+                        let text = if text.is_null() { "".into() } else { CStr::from_ptr(text).to_string_lossy() };
+                        let error = if rdsys::rd_kafka_event_error_is_fatal(ev) != 0 {
+                            rdkafka::error::KafkaError::MessageConsumptionFatal(code)
+                        } else {
+                            rdkafka::error::KafkaError::Global(code)
+                        };
+                        context.error(error, &text);
+                    }
+                    _ => {}
+                }
+                rdsys::rd_kafka_event_destroy(ev);
+            }
+        }
+    }
+}
+
+/// librdkafka's syslog-style level as rdkafka's enum.
+fn log_level(level: i32) -> rdkafka::config::RDKafkaLogLevel {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        ..=0 => L::Emerg,
+        1 => L::Alert,
+        2 => L::Critical,
+        3 => L::Error,
+        4 => L::Warning,
+        5 => L::Notice,
+        6 => L::Info,
+        _ => L::Debug,
+    }
+}
+
+impl Drop for MainQueue {
+    fn drop(&mut self) {
+        // SAFETY: references obtained in `detach`, each destroyed once; the
+        // forward is undone before the references go.
+        unsafe {
+            if !self.queue.is_null() {
+                if !self.consumer.is_null() {
+                    rdsys::rd_kafka_queue_forward(self.queue, self.consumer);
+                }
+                rdsys::rd_kafka_queue_destroy(self.queue);
+            }
+            if !self.consumer.is_null() {
+                rdsys::rd_kafka_queue_destroy(self.consumer);
+            }
         }
     }
 }

@@ -20,24 +20,39 @@ pub(crate) use brokers::follow_brokers;
 use crate::ids::GroupId;
 use crate::offsets::OffsetReset;
 
-/// librdkafka's callbacks: logs and errors into `tracing`.
+/// Where a client's errors go besides the log.
+pub(crate) type ErrorSink = Arc<dyn Fn(crate::fetch::FetchFailure) + Send + Sync>;
+
+/// librdkafka's callbacks: logs into `tracing` (target `librdkafka`),
+/// errors into `tracing` and, for the consumer, to the application.
+///
+/// librdkafka calls the error callback from the thread that serves its
+/// queue: for the consumer that is the fetch thread, whose batch reads
+/// serve error events too.
 #[derive(Default)]
-pub struct KafkaContext;
+pub struct KafkaContext {
+    on_error: Option<ErrorSink>,
+}
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::warn!(target: "librdkafka", fac, "{message}")
+                tracing::error!(target: "librdkafka", fac, "{message}")
             }
-            _ => tracing::debug!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // Transient broker errors are expected during broker outages; the
-        // fetch error counter and the log carry them.
+        // librdkafka also logs these (as warnings): a debug line is enough.
         tracing::debug!(target: "librdkafka", error = %error, "{reason}");
+        if let Some(sink) = &self.on_error {
+            let code = error.rdkafka_error_code().map_or_else(|| "Unknown".to_owned(), |c| format!("{c:?}"));
+            sink(crate::fetch::FetchFailure { partition: None, code, reason: reason.to_owned() });
+        }
     }
 }
 
@@ -57,7 +72,7 @@ pub(crate) struct ClientSettings {
     pub overrides: Vec<(String, String)>,
 }
 
-pub(crate) fn client(s: &ClientSettings) -> Result<KafkaClient, KafkaError> {
+pub(crate) fn client(s: &ClientSettings, on_error: Option<ErrorSink>) -> Result<KafkaClient, KafkaError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &s.bootstrap)
         // Needed for OffsetCommit/OffsetFetch; no Kafka group membership is
@@ -91,7 +106,7 @@ pub(crate) fn client(s: &ClientSettings) -> Result<KafkaClient, KafkaError> {
     for (k, v) in &s.overrides {
         cfg.set(k, v);
     }
-    cfg.create_with_context(KafkaContext)
+    cfg.create_with_context(KafkaContext { on_error })
 }
 
 /// Runs a blocking librdkafka request off the async workers.
@@ -154,7 +169,19 @@ pub(crate) async fn commit(client: &Arc<KafkaClient>, topic: &str, offsets: &[(i
     for (p, o) in offsets {
         tpl.add_partition_offset(topic, *p, Offset::Offset(*o as i64))?;
     }
-    blocking(client, move |c| c.commit(&tpl, CommitMode::Sync)).await
+    // A thread of its own, not the runtime's blocking pool: a synchronous
+    // commit to an unreachable cluster runs for librdkafka's own timeouts
+    // (about 45 s), and a runtime shutting down waits for its pool, so the
+    // caller's bound would not bound the application's exit.
+    let (done, result) = tokio::sync::oneshot::channel();
+    let client = Arc::clone(client);
+    std::thread::Builder::new()
+        .name("zkbalance-commit".into())
+        .spawn(move || {
+            let _ = done.send(client.commit(&tpl, CommitMode::Sync));
+        })
+        .map_err(|_| KafkaError::Canceled)?;
+    result.await.map_err(|_| KafkaError::Canceled)?
 }
 
 /// (low, high) watermarks of a partition, asked of its leader.

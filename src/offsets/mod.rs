@@ -97,16 +97,16 @@ pub enum OffsetError {
     /// ZooKeeper refused or failed a request.
     #[error(transparent)]
     ZooKeeper(#[from] crate::zk_call::ZkCallError),
-    /// Kafka refused or failed a request.
-    #[error("Kafka {op} for {tp}: {source}")]
+    /// Kafka refused or failed a request, or did not answer in time.
+    #[error("Kafka {op} for {tp}: {reason}")]
     Kafka {
         /// What was being done.
         op: &'static str,
         /// The partition.
         tp: TopicPartition,
-        /// The cause.
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
+        /// librdkafka's description (kept as text: its error type is not
+        /// part of this crate's API).
+        reason: String,
     },
 }
 

@@ -117,7 +117,17 @@ impl Running {
     }
 
     /// Like `spawn`, taking `pace` per message.
-    pub fn paced(name: &str, mut consumer: BalancedConsumer, ledger: Ledger, topic: &str, pace: Duration) -> Self {
+    pub fn paced(name: &str, consumer: BalancedConsumer, ledger: Ledger, topic: &str, pace: Duration) -> Self {
+        Self::run(name, consumer, ledger, topic, pace, true)
+    }
+
+    /// As [`spawn`](Self::spawn), never calling `ack` (for consumers that
+    /// acknowledge on receipt).
+    pub fn without_acks(name: &str, consumer: BalancedConsumer, ledger: Ledger, topic: &str) -> Self {
+        Self::run(name, consumer, ledger, topic, Duration::ZERO, false)
+    }
+
+    fn run(name: &str, mut consumer: BalancedConsumer, ledger: Ledger, topic: &str, pace: Duration, ack: bool) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let (who, topic) = (name.to_owned(), topic.to_owned());
         let task = tokio::spawn(async move {
@@ -125,12 +135,17 @@ impl Running {
                 tokio::select! {
                     _ = &mut stopped => break,
                     m = consumer.recv() => match m {
-                        Some(m) => {
+                        // Faults (a broker down) raise errors; the ledger
+                        // judges what was delivered.
+                        Some(Err(e)) => eprintln!("{who}: consumer error: {e}"),
+                        Some(Ok(m)) => {
                             if !pace.is_zero() {
                                 tokio::time::sleep(pace).await;
                             }
                             ledger.record(&who, &topic, &m);
-                            m.ack();
+                            if ack {
+                                m.ack();
+                            }
                         }
                         None => break,
                     }

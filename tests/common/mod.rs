@@ -39,6 +39,12 @@ pub async fn within<T>(what: &str, limit: Duration, fut: impl Future<Output = T>
 pub fn ok<T>(r: Result<T, TestkitError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
+/// The next message of `c`, failing the test on an error (none is
+/// expected on a healthy cluster); `None` once it stopped.
+pub async fn recv(c: &mut zkbalance::consumer::BalancedConsumer) -> Option<zkbalance::consumer::Message> {
+    c.recv().await.map(|r| r.unwrap_or_else(|e| panic!("unexpected consumer error: {e}")))
+}
+
 pub mod consumer;
 pub mod group;
 pub mod peer_process;

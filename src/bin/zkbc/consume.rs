@@ -268,9 +268,17 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 if live { eprint!("\r\x1b[2K{line}") } else { eprintln!("{line}") }
             }
             batch = consumer.recv_many(left) => {
-                if batch.is_empty() {
-                    break Ok(());
-                }
+                let batch = match batch {
+                    None => break Ok(()),
+                    Some(Ok(batch)) => batch,
+                    Some(Err(e)) if e.is_fatal() => break Err(CliError::Internal(e.to_string())),
+                    Some(Err(e)) => {
+                        // Stays on stderr: stdout carries only messages.
+                        if live { eprint!("\r\x1b[2K") }
+                        eprintln!("zkbc: warning: {e}");
+                        continue;
+                    }
+                };
                 first_at.get_or_insert_with(Instant::now);
                 if let Err(e) = write_batch(&mut stdout.lock(), &mut buf, &batch, format, &member) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -94,7 +94,14 @@ async fn start(name: &'static str, zk: &str, topic: &str, ledger: &Ledger) -> Re
             tokio::select! {
                 _ = &mut stopped => break,
                 m = consumer.recv() => {
-                    let Some(m) = m else { break };
+                    let m = match m {
+                        None => break,
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => {
+                            tracing::warn!(member = name, error = %e, "consumer error");
+                            continue;
+                        }
+                    };
                     if let Some(seq) = parse_generated_value(&topic, m.payload().unwrap_or_default()) {
                         *ledger.0.lock().entry(seq).or_default() += 1;
                     }

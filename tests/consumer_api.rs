@@ -1,0 +1,334 @@
+//! What the application sees of failures and acknowledgements, against a
+//! real ZooKeeper and the mock Kafka cluster: errors handed over by `recv`
+//! (a refused commit, an unreadable offset), the overdue-ack warning and
+//! its gauges, acknowledgement on receipt across a graceful rebalance,
+//! `for_each`, and `reset_offset_on_start`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::consumer::{consumer, Ledger, Running};
+use common::group::topic_cluster;
+use common::within;
+use zkbalance::consumer::{AckMode, BalancedConsumer, ConsumeError, Message};
+use zkbalance::offsets::{OffsetError, OffsetReset};
+use zkbalance::znode::Flavour;
+use zookeeper_client::{Acls, CreateMode};
+
+/// Offsets in ZooKeeper (the Scala flavour's storage), read from the start.
+fn scala(zk: &str, group: &str, topic: &str) -> zkbalance::consumer::ConsumerBuilder {
+    consumer(zk, group, topic).flavour(Flavour::Scala).offset_reset(OffsetReset::Earliest)
+}
+
+async fn zk_client(zk: &zkbalance::testkit::ZooKeeper) -> zookeeper_client::Client {
+    zkbalance::testkit::connect(&zk.connect_string(), Duration::from_secs(10)).await.expect("connect")
+}
+
+/// Writes `/consumers/<group>/offsets/<topic>/<partition>` with `acls`.
+async fn offset_znode(zk: &zookeeper_client::Client, group: &str, topic: &str, p: i32, data: &[u8], acls: Acls<'_>) {
+    let dir = format!("/consumers/{group}/offsets/{topic}");
+    zk.mkdir(&dir, &CreateMode::Persistent.with_acls(Acls::anyone_all())).await.expect("offsets dir");
+    zk.create(&format!("{dir}/{p}"), data, &CreateMode::Persistent.with_acls(acls)).await.expect("offset znode");
+}
+
+/// The next item of `c` within 10 s.
+async fn next(c: &mut BalancedConsumer) -> Result<Message, ConsumeError> {
+    within("a message or an error", Duration::from_secs(10), c.recv()).await.expect("the consumer is running")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_commit_reaches_the_application_with_its_partition() {
+    let (zk, mut kafka) = topic_cluster("refused", 1).await;
+    let client = zk_client(&zk).await;
+    // Readable by anyone, writable by no one: the consumer starts from it
+    // and every commit is refused.
+    offset_znode(&client, "refused", "refused", 0, b"0", Acls::anyone_read()).await;
+    kafka.produce_generated("refused", 20, 50).await.expect("produce");
+    let mut c = scala(&zk.connect_string(), "refused", "refused")
+        .auto_commit(Some(Duration::from_millis(100)))
+        .start()
+        .await
+        .expect("start");
+    let error = loop {
+        match next(&mut c).await {
+            Ok(m) => m.ack(),
+            Err(e) => break e,
+        }
+    };
+    let ConsumeError::Commit { partition, source } = &error else { panic!("expected a commit error, got {error}") };
+    assert_eq!(partition.to_string(), "refused-0");
+    assert!(matches!(source, OffsetError::ZooKeeper(_)), "{source}");
+    assert!(!error.is_fatal(), "a refused commit does not end the stream");
+    assert!(error.to_string().contains("refused-0"), "the message names the partition: {error}");
+    // An explicit commit gets the error itself.
+    assert!(c.commit().await.is_err(), "the explicit commit is refused too");
+    assert!(c.metrics().commit_failures >= 2, "{:?}", c.metrics().commit_failures);
+    c.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_offset_stops_only_its_partition_until_fixed() {
+    let (zk, mut kafka) = topic_cluster("garbled", 2).await;
+    let client = zk_client(&zk).await;
+    offset_znode(&client, "garbled", "garbled", 0, b"not an offset", Acls::anyone_all()).await;
+    kafka.produce_generated("garbled", 40, 50).await.expect("produce");
+    let mut c = scala(&zk.connect_string(), "garbled", "garbled").start().await.expect("start");
+    let (mut from, mut error) = ([0u32; 2], None);
+    // Partition 1 delivers all of its messages while partition 0 reports.
+    while error.is_none() || from[1] < 20 {
+        match next(&mut c).await {
+            Ok(m) => {
+                from[m.partition().0 as usize] += 1;
+                m.ack();
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    let error = error.expect("reported");
+    let ConsumeError::StartOffset { partition, source } = &error else { panic!("expected a start error, got {error}") };
+    assert_eq!(partition.to_string(), "garbled-0");
+    assert!(matches!(source, OffsetError::Malformed(_)), "{source}");
+    assert_eq!(from[0], 0, "nothing of the unreadable partition was delivered");
+    // Fixed by hand: the retry picks it up and partition 0 starts there.
+    client.set_data("/consumers/garbled/offsets/garbled/0", b"15", None).await.expect("fix the offset");
+    let first = loop {
+        match next(&mut c).await {
+            Ok(m) if m.partition().0 == 0 => break m,
+            Ok(m) => m.ack(),
+            Err(e) => assert!(matches!(e, ConsumeError::StartOffset { .. }), "only retries report: {e}"),
+        }
+    };
+    assert_eq!(first.offset(), 15, "partition 0 starts at the offset written");
+    c.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_never_acknowledged_raises_the_warning_and_the_gauges() {
+    let (zk, mut kafka) = topic_cluster("stuck", 1).await;
+    kafka.produce_generated("stuck", 10, 50).await.expect("produce");
+    let bound = Duration::from_millis(300);
+    let mut c = consumer(&zk.connect_string(), "stuck", "stuck").ack_warning(Some(bound)).start().await.expect("start");
+    let held = next(&mut c).await.expect("the first message");
+    let mut delivered = 1;
+    let (offset, held_for) = loop {
+        match next(&mut c).await {
+            Ok(m) => {
+                delivered += 1;
+                m.ack();
+            }
+            Err(ConsumeError::AckOverdue { partition, offset, held_for }) => {
+                assert_eq!(partition.to_string(), "stuck-0");
+                break (offset, held_for);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    };
+    assert_eq!(offset, held.offset(), "the stuck message is named");
+    assert!(held_for >= bound, "reported after the bound: {held_for:?}");
+    // Reported once per stuck offset: three more bounds pass without a
+    // second report (what else comes is acknowledged).
+    while let Ok(item) = tokio::time::timeout(bound * 3, c.recv()).await {
+        match item.expect("running") {
+            Ok(m) => {
+                delivered += 1;
+                m.ack();
+            }
+            Err(e) => panic!("only one report for a stuck offset: {e}"),
+        }
+    }
+    assert_eq!(delivered, 10);
+    let m = c.metrics();
+    let p = &m.partitions[0];
+    assert_eq!(p.outstanding, 1, "only the held message is outstanding");
+    assert!(p.oldest_unacked_for.is_some_and(|d| d >= bound * 3), "{:?}", p.oldest_unacked_for);
+    assert_eq!(p.acknowledged, Some(held.offset()), "commits wait at the held message");
+    assert_eq!(m.acks_overdue, 1);
+    held.ack();
+    let m = c.metrics();
+    assert_eq!((m.partitions[0].outstanding, m.partitions[0].oldest_unacked_for), (0, None), "released by the ack");
+    c.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledging_on_receipt_commits_everything_across_a_graceful_rebalance() {
+    let (zk, mut kafka) = topic_cluster("onreceipt", 6).await;
+    let connect = zk.connect_string();
+    let ledger = Ledger::default();
+    let start = |name: &'static str| {
+        let (connect, ledger) = (connect.clone(), ledger.clone());
+        async move {
+            let c =
+                scala(&connect, "onreceipt", "onreceipt").ack_mode(AckMode::OnReceipt).start().await.expect("start");
+            Running::without_acks(name, c, ledger, "onreceipt")
+        }
+    };
+    let a = start("a").await;
+    kafka.produce_generated("onreceipt", 3_000, 50).await.expect("produce");
+    ledger.wait_for(2_000, Duration::from_secs(30)).await;
+    let b = start("b").await;
+    kafka.produce_generated("onreceipt", 3_000, 50).await.expect("produce");
+    ledger.wait_for(4_500, Duration::from_secs(30)).await;
+    let a_metrics = a.stop().await;
+    kafka.produce_generated("onreceipt", 3_000, 50).await.expect("produce");
+    ledger.wait_for(9_000, Duration::from_secs(30)).await;
+    let b_metrics = b.stop().await;
+    assert!(ledger.missing(9_000).is_empty(), "lost: {:?}", ledger.missing(9_000).len());
+    assert!(ledger.duplicates().is_empty(), "{} delivered twice", ledger.duplicates().len());
+    for m in [&a_metrics, &b_metrics] {
+        assert_eq!((m.unacked_at_revoke, m.late_acks, m.commit_failures), (0, 0, 0), "{m:#?}");
+    }
+    // Everything delivered was committed: the offsets are the log ends.
+    let client = zk_client(&zk).await;
+    let mut committed = 0;
+    for p in 0..6 {
+        let (data, _) = client.get_data(&format!("/consumers/onreceipt/offsets/onreceipt/{p}")).await.expect("offset");
+        committed += String::from_utf8(data).expect("text").parse::<u64>().expect("an offset");
+    }
+    assert_eq!(committed, 9_000, "the committed offsets cover every message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn for_each_acknowledges_each_message_when_its_handler_returns() {
+    let (zk, mut kafka) = topic_cluster("foreach", 2).await;
+    kafka.produce_generated("foreach", 200, 50).await.expect("produce");
+    let mut c = scala(&zk.connect_string(), "foreach", "foreach").auto_commit(None).start().await.expect("start");
+    let ledger = Ledger::default();
+    let seen = ledger.clone();
+    tokio::select! {
+        r = c.for_each(|m| {
+            let seen = seen.clone();
+            async move {
+                tokio::task::yield_now().await;
+                seen.record("c", "foreach", &m);
+            }
+        }) => panic!("for_each ended early: {r:?}"),
+        _ = ledger.wait_for(200, Duration::from_secs(20)) => {}
+    }
+    // The last handler returned before the ledger saw 200, and its ack
+    // came right after the handler; no message is outstanding.
+    within("the last ack", Duration::from_secs(5), async {
+        while c.metrics().partitions.iter().any(|p| p.outstanding > 0) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    c.commit().await.expect("commit");
+    let committed: u64 = c.metrics().partitions.iter().filter_map(|p| p.committed).sum();
+    assert_eq!(committed, 200, "every handled message was acknowledged and committed");
+    c.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_offset_on_start_ignores_the_committed_offset() {
+    let (zk, mut kafka) = topic_cluster("reset", 1).await;
+    let client = zk_client(&zk).await;
+    offset_znode(&client, "reset", "reset", 0, b"7", Acls::anyone_all()).await;
+    kafka.produce_generated("reset", 10, 50).await.expect("produce");
+    let mut c = scala(&zk.connect_string(), "reset", "reset").start().await.expect("start");
+    assert_eq!(next(&mut c).await.expect("a message").offset(), 7, "without the reset: the committed offset");
+    c.stop().await.expect("stop");
+    let mut c = scala(&zk.connect_string(), "reset", "reset").reset_offset_on_start(true).start().await.expect("start");
+    assert_eq!(next(&mut c).await.expect("a message").offset(), 0, "with it: the reset policy's end");
+    c.stop().await.expect("stop");
+}
+
+/// (callback, partitions) of each call.
+type Calls = std::sync::Arc<parking_lot::Mutex<Vec<(&'static str, Vec<i32>)>>>;
+
+/// Records listener calls; chooses start offsets.
+#[derive(Clone, Default)]
+struct Listener {
+    calls: Calls,
+    start: zkbalance::consumer::StartOffsets,
+    lost: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl zkbalance::consumer::RebalanceListener for Listener {
+    fn on_assigned(&self, _: u64, partitions: &[zkbalance::TopicPartition]) -> zkbalance::consumer::StartOffsets {
+        self.calls.lock().push(("assigned", partitions.iter().map(|tp| tp.partition.0).collect()));
+        self.start.clone()
+    }
+    fn on_revoked(&self, partitions: &[zkbalance::TopicPartition]) {
+        self.calls.lock().push(("revoked", partitions.iter().map(|tp| tp.partition.0).collect()));
+    }
+    fn on_lost(&self, partitions: &[zkbalance::TopicPartition]) {
+        self.calls.lock().push(("lost", partitions.iter().map(|tp| tp.partition.0).collect()));
+        self.lost.notify_one();
+    }
+}
+
+fn tp(topic: &str, p: i32) -> zkbalance::TopicPartition {
+    zkbalance::TopicPartition::new(zkbalance::TopicName::new(topic).expect("name"), p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn start_offsets_from_on_assigned_are_honoured_and_revokes_come_whole() {
+    let (zk, mut kafka) = topic_cluster("chosen", 4).await;
+    kafka.produce_generated("chosen", 400, 50).await.expect("produce");
+    let listener = Listener { start: [(tp("chosen", 2), 17)].into(), ..Listener::default() };
+    let mut c =
+        consumer(&zk.connect_string(), "chosen", "chosen").listener(listener.clone()).start().await.expect("start");
+    let mut first = std::collections::BTreeMap::new();
+    while first.len() < 4 {
+        let m = next(&mut c).await.expect("a message");
+        first.entry(m.partition().0).or_insert(m.offset());
+        m.ack();
+    }
+    assert_eq!(first, [(0, 0), (1, 0), (2, 17), (3, 0)].into(), "partition 2 starts where the listener said");
+    c.stop().await.expect("stop");
+    let calls = listener.calls.lock().clone();
+    let assigned: Vec<i32> = calls.iter().filter(|c| c.0 == "assigned").flat_map(|c| c.1.clone()).collect();
+    assert_eq!(assigned.len(), 4, "each partition assigned once: {calls:?}");
+    let revoked: Vec<_> = calls.iter().filter(|c| c.0 == "revoked").collect();
+    assert_eq!(revoked.len(), 1, "stop revokes everything in one call: {calls:?}");
+    assert_eq!(revoked[0].1.len(), 4, "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_lost_is_called_on_expiry_and_no_commit_follows() {
+    let (zk, mut kafka) = topic_cluster("lost", 2).await;
+    kafka.produce_generated("lost", 2_000, 50).await.expect("produce");
+    let link = zkbalance::testkit::ZkLink::new(&zk).await.expect("link");
+    let listener = Listener::default();
+    // Offsets in Kafka: reachable while ZooKeeper is cut off, so only the
+    // fence stops a commit after the loss.
+    let c = consumer(&link.connect_string(), "lost", "lost")
+        .auto_commit(Some(Duration::from_millis(50)))
+        .listener(listener.clone())
+        .start()
+        .await
+        .expect("start");
+    let id = c.id().expect("joined").to_string();
+    let ledger = Ledger::default();
+    let running = Running::spawn("a", c, ledger.clone(), "lost");
+    ledger.wait_for(500, Duration::from_secs(20)).await;
+    link.cut();
+    within("on_lost", Duration::from_secs(20), listener.lost.notified()).await;
+    let lost: Vec<_> = listener.calls.lock().iter().filter(|c| c.0 == "lost").cloned().collect();
+    assert_eq!(lost.len(), 1, "one call for the whole loss: {lost:?}");
+    assert_eq!(lost[0].1.len(), 2, "{lost:?}");
+    let observer = zkbalance::inspect::connect(&zk.connect_string(), &Default::default(), Duration::from_secs(5))
+        .await
+        .expect("observer");
+    assert!(
+        observer.check_stat(&format!("/consumers/lost/ids/{id}")).await.expect("stat").is_none(),
+        "lost after the session expired"
+    );
+    let view = zkbalance::cluster::read(&observer).await.expect("view");
+    let kafka_side =
+        zkbalance::inspect::KafkaSide::new(&view, "lost", Duration::from_secs(5), &Default::default()).expect("kafka");
+    let committed = async || {
+        let mut out = Vec::new();
+        for p in 0..2 {
+            out.push(kafka_side.committed("lost", p).await.expect("OffsetFetch"));
+        }
+        out
+    };
+    let at_loss = committed().await;
+    // Twenty auto-commit intervals with the link still cut: nothing moves.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(committed().await, at_loss, "no commit after on_lost");
+    link.restore();
+    running.stop().await;
+}
