@@ -332,3 +332,45 @@ async fn on_lost_is_called_on_expiry_and_no_commit_follows() {
     link.restore();
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seek_moves_delivery_and_a_handle_commits_while_a_stream_is_alive() {
+    use futures_util::StreamExt;
+    let (zk, mut kafka) = topic_cluster("seek", 1).await;
+    kafka.produce_generated("seek", 100, 50).await.expect("produce");
+    let mut c = scala(&zk.connect_string(), "seek", "seek").auto_commit(None).start().await.expect("start");
+    let handle = c.handle();
+    let p0 = tp("seek", 0);
+    for expected in 0..10 {
+        let m = next(&mut c).await.expect("a message");
+        assert_eq!(m.offset(), expected);
+        m.ack();
+    }
+    // Back: delivery resumes at 3, whatever was fetched ahead is dropped.
+    c.seek(&p0, 3).await.expect("seek back");
+    let m = next(&mut c).await.expect("a message");
+    assert_eq!(m.offset(), 3, "the first message after the seek");
+    m.ack();
+    // Forward, from another task, while a stream borrows the consumer.
+    let mut stream = Box::pin(c.stream());
+    let m = within("a message", Duration::from_secs(10), stream.next()).await.expect("running").expect("no error");
+    assert_eq!(m.offset(), 4);
+    m.ack();
+    let mover = {
+        let handle = handle.clone();
+        let p0 = p0.clone();
+        tokio::spawn(async move { handle.seek(&p0, 60).await })
+    };
+    within("the seek", Duration::from_secs(10), mover).await.expect("task").expect("seek forward");
+    // Messages fetched before the seek (5.. were buffered) are dropped.
+    let m = within("a message", Duration::from_secs(10), stream.next()).await.expect("running").expect("no error");
+    assert_eq!(m.offset(), 60, "delivery jumped to 60");
+    m.ack();
+    handle.commit().await.expect("commit while the stream is alive");
+    assert_eq!(handle.committed(&p0).await.expect("read"), Some(61), "the commit follows the seek");
+    drop(stream);
+    // Not owned: refused with the partition named.
+    let e = c.seek(&tp("seek", 7), 0).await.expect_err("not owned");
+    assert!(matches!(e, zkbalance::consumer::ConsumerError::NotOwned { .. }), "{e}");
+    c.stop().await.expect("stop");
+}

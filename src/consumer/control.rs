@@ -62,6 +62,38 @@ impl Shared {
         let _ = self.commits.send(CommitRequest { cells, done: None });
     }
 
+    /// Moves an owned partition's delivery to `offset`: fetching restarts
+    /// there, messages fetched before are dropped, and acknowledgements of
+    /// messages delivered before no longer count (they come as late).
+    /// `false` if the partition is not owned, or is being revoked.
+    pub async fn seek(&self, tp: &TopicPartition, offset: u64) -> bool {
+        let Some(old) = self.cells.lock().get(tp).cloned().filter(|c| c.is_active()) else { return false };
+        self.fetcher.unassign(vec![tp.clone()]).await;
+        let new = Arc::new(old.successor(offset));
+        {
+            // Under the map's lock, as the revoke takes the current cell.
+            let mut cells = self.cells.lock();
+            if !cells.get(tp).is_some_and(|c| Arc::ptr_eq(c, &old)) || !old.is_active() {
+                return false;
+            }
+            old.close();
+            cells.insert(tp.clone(), Arc::clone(&new));
+        }
+        self.fetcher.assign(vec![(tp.clone(), rdkafka::Offset::Offset(offset as i64), new)]);
+        true
+    }
+
+    /// The partition's current cell (a seek replaces it), marked revoking
+    /// in the same step when `revoking`.
+    fn current(&self, tp: &TopicPartition, fallback: &Arc<PartitionCell>, revoking: bool) -> Arc<PartitionCell> {
+        let cells = self.cells.lock();
+        let cell = cells.get(tp).cloned().unwrap_or_else(|| Arc::clone(fallback));
+        if revoking {
+            cell.begin_revoke();
+        }
+        cell
+    }
+
     async fn commit(&self, cells: Vec<Arc<PartitionCell>>) -> Result<(), OffsetError> {
         let (done, wait) = oneshot::channel();
         if self.commits.send(CommitRequest { cells, done: Some(done) }).is_err() {
@@ -259,9 +291,9 @@ async fn partition(shared: Arc<Shared>, mut lease: Lease, mut place: Place, rese
             tracing::debug!(?offset, "fetching");
             let ending = lease.ended().await;
             place.withdraw(&tp);
+            let cell = shared.current(&tp, &cell, ending == Ending::Revoked);
             match ending {
                 Ending::Revoked => {
-                    cell.begin_revoke();
                     shared.fetcher.unassign(vec![tp.clone()]).await;
                     // What `on_revoked` acknowledges is in the commit.
                     shared.listening.revoke_called(&tp, shared.ack_wait).await;

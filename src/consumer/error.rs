@@ -37,6 +37,12 @@ pub enum ConsumerError {
     /// A ZooKeeper request failed (reading the cluster, at start).
     #[error(transparent)]
     ZooKeeper(#[from] crate::zk_call::ZkCallError),
+    /// The partition is not owned by this member (or is being handed over).
+    #[error("{partition} is not owned by this member")]
+    NotOwned {
+        /// The partition.
+        partition: crate::ids::TopicPartition,
+    },
     /// The Kafka client could not be created (librdkafka refused a
     /// property, most often); librdkafka's description.
     #[error("creating the Kafka client: {0}")]

@@ -37,6 +37,7 @@ mod blocking;
 mod config;
 mod control;
 mod error;
+mod handle;
 mod listener;
 mod message;
 mod metrics;
@@ -54,6 +55,7 @@ use tokio::task::JoinHandle;
 pub use blocking::BlockingConsumer;
 pub use config::{AckMode, ConsumerBuilder};
 pub use error::ConsumerError;
+pub use handle::ConsumerHandle;
 pub use listener::{RebalanceListener, StartOffsets};
 pub use message::Message;
 pub use metrics::{ConsumerMetrics, PartitionMetrics};
@@ -424,22 +426,41 @@ impl BalancedConsumer {
         futures_util::stream::unfold(self, |c| async move { c.recv().await.map(|m| (m, c)) })
     }
 
+    /// A handle for other tasks: commit, seek, pause while this consumer
+    /// is in `recv` or a `stream`.
+    pub fn handle(&self) -> ConsumerHandle {
+        ConsumerHandle { shared: Arc::clone(&self.shared), view: self.view.clone() }
+    }
+
     /// Stops fetching these partitions until [`resume`](Self::resume)d
     /// (ownership is unaffected); resolves once fetching stopped. Messages
     /// already buffered are still delivered; librdkafka's prefetch of them
     /// is discarded and fetched again on resume.
     pub async fn pause(&self, partitions: &[TopicPartition]) {
-        self.shared.fetcher.pause(partitions.to_vec()).await;
+        self.handle().pause(partitions).await;
     }
 
     /// Resumes fetching paused partitions from where delivery stopped.
     pub async fn resume(&self, partitions: &[TopicPartition]) {
-        self.shared.fetcher.resume(partitions.to_vec()).await;
+        self.handle().resume(partitions).await;
     }
 
-    /// Commits every owned partition's acknowledged low watermark now.
+    /// Commits every owned partition's acknowledged low watermark now
+    /// (see [`ConsumerHandle::commit`]).
     pub async fn commit(&self) -> Result<(), ConsumerError> {
-        Ok(self.shared.commit_all().await?)
+        self.handle().commit().await
+    }
+
+    /// Moves an owned partition's delivery to `offset` (see
+    /// [`ConsumerHandle::seek`]).
+    pub async fn seek(&self, partition: &TopicPartition, offset: u64) -> Result<(), ConsumerError> {
+        self.handle().seek(partition, offset).await
+    }
+
+    /// The committed offset of a partition (see
+    /// [`ConsumerHandle::committed`]).
+    pub async fn committed(&self, partition: &TopicPartition) -> Result<Option<u64>, ConsumerError> {
+        self.handle().committed(partition).await
     }
 
     /// A snapshot of the counters, offsets and lag.

@@ -76,6 +76,31 @@ impl PartitionCell {
         }
     }
 
+    /// The cell that replaces this one after a seek to `start`: the same
+    /// lease, a fresh window (acknowledgements of messages delivered
+    /// before the seek no longer count).
+    pub fn successor(&self, start: u64) -> Self {
+        PartitionCell {
+            tp: self.tp.clone(),
+            fence: self.fence.clone(),
+            gate: Arc::clone(&self.gate),
+            generation: self.generation,
+            state: Mutex::new(State {
+                phase: Phase::Active,
+                window: Some(AckWindow::new(start)),
+                committed: None,
+                held_since: None,
+                overdue_reported: None,
+            }),
+            idle: Notify::new(),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.state.lock().phase == Phase::Active
+    }
+
     /// Records the delivery of `offset` at `now` if the partition is still
     /// active and the offset moves forward; false means drop the message.
     /// `acked`: acknowledged on receipt, in the same step.
