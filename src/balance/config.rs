@@ -49,6 +49,7 @@ pub enum Mutant {
 /// What the state machine needs to know. Built and validated by the group
 /// builder; every field has a sane default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BalanceConfig {
     /// This member.
     pub member: MemberId,

@@ -56,6 +56,7 @@ use crate::ids::{MemberId, TopicPartition};
 
 /// Why joining or leaving failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CoordError {
     /// A setting is invalid.
     #[error(transparent)]
@@ -153,6 +154,7 @@ pub enum GroupEvent {
 
 /// The current assignment, always available without waiting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AssignmentView {
     /// Generation of the last change.
     pub generation: u64,
@@ -246,6 +248,7 @@ impl HistogramSnapshot {
 
 /// A copy of [`Metrics`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 #[allow(missing_docs)]
 pub struct MetricsSnapshot {
     pub group_reads: u64,

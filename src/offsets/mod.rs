@@ -77,6 +77,7 @@ impl FromStr for OffsetReset {
 
 /// Why reading or committing an offset failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum OffsetError {
     /// The partition is no longer ours in the session that claimed it: the
     /// commit was refused so it cannot overwrite the new owner's progress.
