@@ -56,8 +56,8 @@ pub enum ConsumerError {
     /// The blocking consumer's runtime could not be started.
     #[error("starting the runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    /// [`BlockingConsumer::start`] was called from async code, where it
-    /// would block a runtime worker (use [`BalancedConsumer`] there).
+    /// [`BlockingConsumer::start`](super::BlockingConsumer::start) was called from async code, where it
+    /// would block a runtime worker (use [`BalancedConsumer`](super::BalancedConsumer) there).
     #[error("the blocking consumer cannot start inside an async runtime; use BalancedConsumer there")]
     InsideRuntime,
 }

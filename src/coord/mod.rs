@@ -246,22 +246,33 @@ impl HistogramSnapshot {
     }
 }
 
-/// A copy of [`Metrics`] at one moment.
+/// A copy of [`Metrics`] at one moment (each field as documented there).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-#[allow(missing_docs)]
 pub struct MetricsSnapshot {
+    /// Reads of the group acted on.
     pub group_reads: u64,
+    /// Rebalances by duration.
     pub rebalances: HistogramSnapshot,
+    /// Owner znode creations attempted.
     pub claims: u64,
+    /// Claims that waited for a release.
     pub claim_waits: u64,
+    /// Claims given up after the bounded retries.
     pub claims_abandoned: u64,
+    /// Partitions lost without a clean release.
     pub partitions_lost: u64,
+    /// Revoked partitions released after the revoke timeout.
     pub forced_releases: u64,
+    /// Znodes skipped as unusable (logged).
     pub skipped_znodes: u64,
+    /// Member znodes a held rebalance waits for now.
     pub blocked_by: u64,
+    /// Times a rebalance reported itself blocked.
     pub blocked_reports: u64,
+    /// Unreadable members a pykafka group counted out.
     pub unreadable_left_out: u64,
+    /// Sessions that expired (each followed by a new one).
     pub session_expirations: u64,
 }
 

@@ -1,5 +1,9 @@
 //! `zkbc`: the zkbalance command-line tool.
 
+// The doc comments of its arguments are clap's help text, written for a
+// terminal (`[:USER]`, `<ms>`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod cluster_cmds;
 mod common;
 mod consume;
