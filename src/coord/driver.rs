@@ -402,10 +402,12 @@ impl Driver {
             }
             Action::Assigned { generation, partitions } => self.assigned(generation, partitions),
             Action::Suspend => {
+                tracing::warn!("delivery suspended: the session has not been confirmed recently enough");
                 self.view.send_modify(|v| v.suspended = true);
                 let _ = self.events.send(GroupEvent::Suspended);
             }
             Action::Resume => {
+                tracing::info!("delivery resumed: the session is confirmed again");
                 self.view.send_modify(|v| v.suspended = false);
                 let _ = self.events.send(GroupEvent::Resumed);
             }
