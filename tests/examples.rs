@@ -14,7 +14,11 @@ use common::within;
 fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().expect("test binary").parent().expect("deps dir").to_owned();
     let path = deps.parent().expect("profile dir").join("examples").join(name);
-    assert!(path.exists(), "{} not built (cargo test builds examples)", path.display());
+    assert!(
+        path.exists(),
+        "{} not built: `cargo test` builds examples, `--test examples` alone does not",
+        path.display()
+    );
     path
 }
 
@@ -87,4 +91,32 @@ async fn two_worker_pools_split_the_partitions_and_hand_them_back() {
     assert!(a.lines().any(|l| l.starts_with("released ")), "the first handed some over:\n{a}");
     assert_eq!(leased(&a), 4 + leased(&b), "the first took back what the second had:\n{a}\n--\n{b}");
     assert!(a.ends_with("stopped\n") && b.ends_with("stopped\n"));
+}
+
+#[cfg(feature = "prometheus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_example_serves_the_consumers_metrics() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (zk, mut kafka) = topic_cluster("prom", 1).await;
+    kafka.produce_generated("prom", 20, 50).await.expect("produce");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let mut child = tokio::process::Command::new(example("prometheus"))
+        .args([&zk.connect_string(), "prom", "prom", &addr.to_string(), "20"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the example");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = within("the example's report", Duration::from_secs(30), lines.next_line()).await.expect("read");
+    assert!(line.as_deref().is_some_and(|l| l.starts_with("processed 20")), "{line:?}");
+    let body = zkbalance::testkit::wait_until("the figures of 20 messages", Duration::from_secs(10), || async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.ok()?;
+        body.contains(r#"zkbalance_messages_total{group="prom"} 20"#).then_some(body)
+    })
+    .await
+    .expect("scraped");
+    assert!(body.contains("zkbalance_commit_seconds"), "{body}");
 }

@@ -126,7 +126,13 @@ pub(crate) async fn committer(
                 tracing::debug!(tp = %cell.tp, "commit skipped: the delivery lease lapsed");
                 continue;
             }
-            match committer.commit(&cell.fence, &cell.tp, offset).await {
+            #[cfg(feature = "metrics")]
+            let began = std::time::Instant::now();
+            let result = committer.commit(&cell.fence, &cell.tp, offset).await;
+            #[cfg(feature = "metrics")]
+            metrics::histogram!("zkbalance_commit_seconds", "group" => committer.zk.group.to_string())
+                .record(began.elapsed().as_secs_f64());
+            match result {
                 Ok(()) => {
                     cell.committed(offset);
                     counters.commits.fetch_add(1, Ordering::Relaxed);

@@ -37,12 +37,15 @@ mod blocking;
 mod config;
 mod control;
 mod error;
+#[cfg(feature = "metrics")]
+mod export;
 mod handle;
 mod listener;
 mod message;
 mod metrics;
 mod notice;
 mod partition;
+mod probe;
 mod start;
 
 use std::collections::VecDeque;
@@ -65,7 +68,7 @@ use crate::balance::Verdict;
 use crate::coord::{AssignmentView, GroupMember};
 use crate::fetch::{FetchStats, Fetched, Fetcher, Run};
 use crate::ids::{MemberId, TopicPartition};
-use crate::kafka::{follow_brokers, ClientSettings, KafkaClient};
+use crate::kafka::{follow_brokers, ClientSettings};
 use crate::offsets::{Committer, KafkaOffsets, ZkOffsets};
 use config::ConsumerConfig;
 use control::Shared;
@@ -93,9 +96,8 @@ pub struct BalancedConsumer {
     delivered: (u64, u64),
     buffered: Arc<AtomicUsize>,
     fetch_stats: Arc<FetchStats>,
-    client: Arc<KafkaClient>,
-    /// Brokers registered in ZooKeeper at the last look.
-    brokers: Arc<AtomicUsize>,
+    /// What `metrics()` and the exporter read.
+    probe: Arc<probe::Probe>,
     view: watch::Receiver<AssignmentView>,
     /// Changes when the delivery lease or a partition's gate does.
     pulse: watch::Receiver<u64>,
@@ -209,6 +211,17 @@ impl BalancedConsumer {
             ),
             span,
         ));
+        let probe = Arc::new(probe::Probe {
+            shared: Arc::clone(&shared),
+            fetch_stats: Arc::clone(&fetch_stats),
+            buffered: Arc::clone(&buffered),
+            client,
+            brokers,
+            group: member.counters(),
+            delivered: Default::default(),
+        });
+        #[cfg(feature = "metrics")]
+        export::spawn(Arc::downgrade(&probe), cfg.group.group.to_string());
         Ok(BalancedConsumer {
             member: Some(member),
             shared,
@@ -221,8 +234,7 @@ impl BalancedConsumer {
             delivered: (0, 0),
             buffered,
             fetch_stats,
-            client,
-            brokers,
+            probe,
             view,
             pulse,
             control: Some(control),
@@ -386,6 +398,10 @@ impl BalancedConsumer {
             let bytes = f.payload.as_ref().map_or(0, |b| b.len()) + f.key.as_ref().map_or(0, |b| b.len());
             self.delivered.0 += 1;
             self.delivered.1 += bytes as u64;
+            // Two uncontended relaxed stores: the exporter reads them once a
+            // second, and an application that stops calling `recv` must not
+            // leave its last messages uncounted.
+            self.probe.publish(self.delivered);
             return Ready::Message(Message {
                 offset,
                 key: f.key,
@@ -465,39 +481,7 @@ impl BalancedConsumer {
 
     /// A snapshot of the counters, offsets and lag.
     pub fn metrics(&self) -> ConsumerMetrics {
-        let mut m = ConsumerMetrics::default();
-        self.shared.counters.fill(&mut m);
-        (m.messages, m.bytes) = self.delivered;
-        if let Some(member) = &self.member {
-            m.group = member.metrics();
-        }
-        m.fetch_errors = self.fetch_stats.fetch_errors.load(Ordering::Relaxed);
-        m.backpressure_pauses = self.fetch_stats.backpressure_pauses.load(Ordering::Relaxed);
-        m.notices_dropped = self.shared.notices.dropped();
-        m.buffered = self.buffered.load(Ordering::Relaxed);
-        m.brokers = self.brokers.load(Ordering::Relaxed);
-        let cells: Vec<_> = self.shared.cells.lock().values().cloned().collect();
-        let now = crate::coord::clock::now();
-        m.partitions = cells
-            .iter()
-            .filter(|c| !c.is_closed())
-            .map(|c| {
-                let (committed, acknowledged) = c.offsets();
-                let log_end = crate::kafka::ffi::cached_log_end(&self.client, c.tp.topic.as_str(), c.tp.partition.0);
-                let lag = log_end.zip(committed).map(|(e, c)| e.saturating_sub(c));
-                let (outstanding, oldest_unacked_for) = c.unacked(now);
-                PartitionMetrics {
-                    topic_partition: c.tp.clone(),
-                    committed,
-                    acknowledged,
-                    log_end,
-                    lag,
-                    outstanding,
-                    oldest_unacked_for,
-                }
-            })
-            .collect();
-        m
+        self.probe.snapshot(self.delivered)
     }
 
     /// Leaves cleanly: every partition is revoked (messages in hand get the

@@ -359,6 +359,9 @@ impl Driver {
             if let Some((started, span)) = self.rebalance.take() {
                 let took = started.elapsed();
                 self.metrics.rebalances.record(took);
+                #[cfg(feature = "metrics")]
+                metrics::histogram!("zkbalance_rebalance_seconds", "group" => self.layout.group.to_string())
+                    .record(took.as_secs_f64());
                 span.in_scope(|| tracing::info!(?took, generation = self.machine.generation(), "rebalance done"));
             }
         }

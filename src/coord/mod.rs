@@ -277,7 +277,7 @@ pub struct MetricsSnapshot {
 }
 
 impl Metrics {
-    fn snapshot(&self) -> MetricsSnapshot {
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MetricsSnapshot {
             group_reads: get(&self.group_reads),
@@ -447,6 +447,11 @@ impl GroupMember {
     /// The member's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The live counters (the consumer's probe reads them).
+    pub(crate) fn counters(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Leaves the group cleanly: revokes every partition, deletes the owner

@@ -71,6 +71,11 @@ pub struct Args {
     /// Longest wait for ZooKeeper at start, ms.
     #[arg(long, default_value_t = 10_000)]
     connect_timeout_ms: u64,
+    /// Serve Prometheus metrics (lag, owned partitions, rebalances, commit
+    /// latency and failures, fetch errors, outstanding acks) at
+    /// http://HOST:PORT/metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -205,6 +210,12 @@ fn with_mutant(
 const BATCH: usize = 4096;
 
 pub async fn run(args: Args) -> Result<(), CliError> {
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| CliError::Usage(format!("--metrics-addr {addr}: {e}")))?;
+    }
     let mut builder = BalancedConsumer::builder()
         .zookeeper(&args.zookeeper)
         .zookeeper_access(args.security.access()?)
