@@ -115,26 +115,11 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_win
     );
 }
 
-/// GET `/metrics` of a Prometheus exporter, or `None` while it is not up.
-async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: zkbc\r\nConnection: close\r\n\r\n").await.ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.ok()?;
-    body.starts_with("HTTP/1.1 200").then_some(body)
-}
-
-/// A port nobody listens on now.
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_serves_prometheus_metrics_over_http() {
     let (zk, mut kafka) = topic_cluster("scraped", 2).await;
     kafka.produce_generated("scraped", 300, 50).await.expect("produce");
-    let addr = free_addr();
+    let addr = common::free_addr();
     let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
         .args(["consume", "--zookeeper", &zk.connect_string(), "--group", "scraped", "--topic", "scraped"])
         .args(["--metrics-addr", &addr.to_string(), "--commit-interval-ms", "100"])
@@ -145,7 +130,7 @@ async fn consume_serves_prometheus_metrics_over_http() {
         .expect("run zkbc consume");
     // Published every second: wait for the figures of all 300.
     let body = zkbalance::testkit::wait_until("the metrics of 300 messages", Duration::from_secs(20), || async {
-        scrape(addr).await.filter(|b| b.contains(r#"zkbalance_messages_total{group="scraped"} 300"#))
+        common::scrape(addr).await.filter(|b| b.contains(r#"zkbalance_messages_total{group="scraped"} 300"#))
     })
     .await
     .expect("scraped");

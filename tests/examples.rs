@@ -96,10 +96,10 @@ async fn two_worker_pools_split_the_partitions_and_hand_them_back() {
 #[cfg(feature = "prometheus")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_example_serves_the_consumers_metrics() {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncBufReadExt;
     let (zk, mut kafka) = topic_cluster("prom", 1).await;
     kafka.produce_generated("prom", 20, 50).await.expect("produce");
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let addr = common::free_addr();
     let mut child = tokio::process::Command::new(example("prometheus"))
         .args([&zk.connect_string(), "prom", "prom", &addr.to_string(), "20"])
         .stdout(std::process::Stdio::piped())
@@ -110,11 +110,7 @@ async fn the_prometheus_example_serves_the_consumers_metrics() {
     let line = within("the example's report", Duration::from_secs(30), lines.next_line()).await.expect("read");
     assert!(line.as_deref().is_some_and(|l| l.starts_with("processed 20")), "{line:?}");
     let body = zkbalance::testkit::wait_until("the figures of 20 messages", Duration::from_secs(10), || async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.ok()?;
-        body.contains(r#"zkbalance_messages_total{group="prom"} 20"#).then_some(body)
+        common::scrape(addr).await.filter(|b| b.contains(r#"zkbalance_messages_total{group="prom"} 20"#))
     })
     .await
     .expect("scraped");

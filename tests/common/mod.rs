@@ -45,6 +45,22 @@ pub async fn recv(c: &mut zkbalance::consumer::BalancedConsumer) -> Option<zkbal
     c.recv().await.map(|r| r.unwrap_or_else(|e| panic!("unexpected consumer error: {e}")))
 }
 
+/// GET `/metrics` of a Prometheus exporter at `addr`: the response, or
+/// `None` while it is not up.
+pub async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    body.starts_with("HTTP/1.1 200").then_some(body)
+}
+
+/// A loopback address nobody listens on now.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr")
+}
+
 pub mod consumer;
 pub mod group;
 pub mod peer_process;
