@@ -30,6 +30,29 @@
 //! );
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Stability
+//!
+//! Until 1.0, a minor release (0.x → 0.x+1) may break the API and a patch
+//! release does not. Within that, the modules differ in what they promise:
+//!
+//! - **The product API** — [`consumer`], [`coord`], [`ids`], [`offsets`],
+//!   [`kafka_access`], [`assign`], [`cluster`], [`inspect`], [`znode`] and
+//!   [`sim`] (the simulator is a product part: scenarios, seeds and
+//!   verdicts) — changes only with a note in the changelog and a migration
+//!   path. Enums and structs that will grow are `#[non_exhaustive]`; no
+//!   type of a pre-1.0 dependency (`rdkafka`, `zookeeper-client`) appears
+//!   in the consumer's signatures or errors.
+//! - **The machinery** — [`balance`] (the sans-IO state machine),
+//!   [`protocol`] (the group protocol's operations) and [`zk_call`] — is
+//!   public so the simulator, the fuzz targets and the test kit drive the
+//!   same code as production; it may change in any minor release.
+//! - `testkit` (feature) and `fuzzing` (hidden) are for tests only.
+//!
+//! Features: `metrics` (the `metrics` facade), `prometheus` (an exporter),
+//! `kafka-ssl`, `kafka-ssl-vendored`, `kafka-gssapi`, `zk-gssapi`,
+//! `testkit`, `cli` (the `zkbc` binary). The library alone pulls only
+//! Tokio's runtime, time and sync parts.
 #![warn(missing_docs)]
 
 pub mod assign;
