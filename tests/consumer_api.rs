@@ -374,3 +374,23 @@ async fn seek_moves_delivery_and_a_handle_commits_while_a_stream_is_alive() {
     assert!(matches!(e, zkbalance::consumer::ConsumerError::NotOwned { .. }), "{e}");
     c.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_consumer_refuses_to_start_inside_a_runtime() {
+    let builder = BalancedConsumer::builder().zookeeper("127.0.0.1:1").group("g").topic("t");
+    let e = zkbalance::consumer::BlockingConsumer::start(builder).expect_err("inside a runtime");
+    assert!(matches!(e, zkbalance::consumer::ConsumerError::InsideRuntime), "{e}");
+}
+
+#[test]
+fn a_blocking_consumer_dropped_inside_a_runtime_does_not_panic() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (zk, mut kafka) = rt.block_on(topic_cluster("dropped", 1));
+    rt.block_on(kafka.produce_generated("dropped", 5, 50)).expect("produce");
+    let mut c = zkbalance::consumer::BlockingConsumer::start(consumer(&zk.connect_string(), "dropped", "dropped"))
+        .expect("start outside a runtime");
+    c.next().expect("running").expect("a message").ack();
+    // Dropped in async code (as an application's task might): its own
+    // runtime goes down in the background instead of panicking.
+    rt.block_on(async move { drop(c) });
+}
