@@ -48,18 +48,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The owned partitions' cells, copied out so the map's lock is not
+    /// held while they are used.
+    pub fn owned_cells(&self) -> Vec<Arc<PartitionCell>> {
+        self.cells.lock().values().cloned().collect()
+    }
+
     /// Commits every owned partition's low watermark; `Err` carries the
     /// first failure.
     pub async fn commit_all(&self) -> Result<(), OffsetError> {
-        let cells: Vec<_> = self.cells.lock().values().cloned().collect();
-        self.commit(cells).await
+        self.commit(self.owned_cells()).await
     }
 
     /// Commits every owned partition, reporting failures to the
     /// application (the periodic commit).
     fn commit_all_reported(&self) {
-        let cells: Vec<_> = self.cells.lock().values().cloned().collect();
-        let _ = self.commits.send(CommitRequest { cells, done: None });
+        let _ = self.commits.send(CommitRequest { cells: self.owned_cells(), done: None });
     }
 
     /// Moves an owned partition's delivery to `offset`: fetching restarts
@@ -234,8 +238,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver
 /// `bound`.
 fn report_overdue(shared: &Shared, bound: Duration) {
     let now = crate::coord::clock::now();
-    let cells: Vec<_> = shared.cells.lock().values().cloned().collect();
-    for cell in cells {
+    for cell in shared.owned_cells() {
         if let Some((offset, held_for)) = cell.overdue(now, bound) {
             shared.counters.acks_overdue.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(tp = %cell.tp, offset, ?held_for, "a message not acknowledged holds the partition's commits back");

@@ -91,12 +91,11 @@ pub struct BalancedConsumer {
     /// Messages taken from `pending` and not yet subtracted from `buffered`
     /// (subtracted in chunks: the counter is shared with the fetch thread).
     taken: usize,
-    /// Delivered messages and bytes: counted here, not in shared atomics,
-    /// on the hot path.
+    /// Delivered messages and bytes, counted here; each delivery also
+    /// stores them in the probe (uncontended relaxed stores).
     delivered: (u64, u64),
-    buffered: Arc<AtomicUsize>,
-    fetch_stats: Arc<FetchStats>,
-    /// What `metrics()` and the exporter read.
+    /// What `metrics()` and the exporter read; also the buffer count and
+    /// fetch stats shared with the fetch thread.
     probe: Arc<probe::Probe>,
     view: watch::Receiver<AssignmentView>,
     /// Changes when the delivery lease or a partition's gate does.
@@ -145,17 +144,8 @@ impl BalancedConsumer {
             overrides: cfg.kafka.properties.clone(),
         };
         let (notices, notices_rx) = Notices::new();
-        let on_error = {
-            let notices = notices.clone();
-            Arc::new(move |f: crate::fetch::FetchFailure| {
-                notices.post(match f.partition {
-                    Some(partition) => ConsumeError::Fetch { partition, code: f.code, reason: f.reason },
-                    None => ConsumeError::Client { code: f.code, reason: f.reason },
-                })
-            })
-        };
         let client = Arc::new(
-            crate::kafka::client(&settings, Some(on_error.clone())).map_err(|e| ConsumerError::Kafka(e.to_string()))?,
+            crate::kafka::client(&settings, Some(notices.sink())).map_err(|e| ConsumerError::Kafka(e.to_string()))?,
         );
         crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
@@ -177,7 +167,7 @@ impl BalancedConsumer {
             Arc::clone(&buffered),
             out_tx,
             Arc::clone(&fetch_stats),
-            Box::new(move |f| on_error(f)),
+            notices.sink(),
         )
         .map_err(ConsumerError::Thread)?;
         let brokers = Arc::new(AtomicUsize::new(0));
@@ -213,8 +203,8 @@ impl BalancedConsumer {
         ));
         let probe = Arc::new(probe::Probe {
             shared: Arc::clone(&shared),
-            fetch_stats: Arc::clone(&fetch_stats),
-            buffered: Arc::clone(&buffered),
+            fetch_stats,
+            buffered,
             client,
             brokers,
             group: member.counters(),
@@ -232,8 +222,6 @@ impl BalancedConsumer {
             pending: VecDeque::new(),
             taken: 0,
             delivered: (0, 0),
-            buffered,
-            fetch_stats,
             probe,
             view,
             pulse,
@@ -423,9 +411,9 @@ impl BalancedConsumer {
 
     fn release_taken(&mut self) {
         if self.taken > 0 {
-            self.buffered.fetch_sub(self.taken, Ordering::AcqRel);
+            self.probe.buffered.fetch_sub(self.taken, Ordering::AcqRel);
             self.taken = 0;
-            if self.fetch_stats.paused.load(Ordering::Relaxed) {
+            if self.probe.fetch_stats.paused.load(Ordering::Relaxed) {
                 self.shared.fetcher.wake();
             }
         }

@@ -114,6 +114,15 @@ impl ConsumeError {
     }
 }
 
+impl From<crate::fetch::FetchFailure> for ConsumeError {
+    fn from(f: crate::fetch::FetchFailure) -> Self {
+        match f.partition {
+            Some(partition) => ConsumeError::Fetch { partition, code: f.code, reason: f.reason },
+            None => ConsumeError::Client { code: f.code, reason: f.reason },
+        }
+    }
+}
+
 /// The sending side, shared by the consumer's tasks and the fetch thread.
 #[derive(Debug, Clone)]
 pub(crate) struct Notices {
@@ -134,6 +143,12 @@ impl Notices {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(error = %e, "notice dropped: the application is not reading them");
         }
+    }
+
+    /// Where the Kafka client and the fetch thread report their errors.
+    pub fn sink(&self) -> crate::kafka::ErrorSink {
+        let notices = self.clone();
+        std::sync::Arc::new(move |f: crate::fetch::FetchFailure| notices.post(f.into()))
     }
 
     pub fn dropped(&self) -> u64 {

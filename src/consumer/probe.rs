@@ -17,8 +17,8 @@ pub(crate) struct Probe {
     /// Brokers registered in ZooKeeper at the last look.
     pub brokers: Arc<AtomicUsize>,
     pub group: Arc<crate::coord::Metrics>,
-    /// Messages and bytes delivered, as the consumer last published them
-    /// (it counts on its own hot path and publishes in chunks).
+    /// Messages and bytes delivered, as the consumer stored them at its
+    /// last delivery.
     pub delivered: (AtomicU64, AtomicU64),
 }
 
@@ -44,9 +44,10 @@ impl Probe {
         m.notices_dropped = self.shared.notices.dropped();
         m.buffered = self.buffered.load(Ordering::Relaxed);
         m.brokers = self.brokers.load(Ordering::Relaxed);
-        let cells: Vec<_> = self.shared.cells.lock().values().cloned().collect();
         let now = crate::coord::clock::now();
-        m.partitions = cells
+        m.partitions = self
+            .shared
+            .owned_cells()
             .iter()
             .filter(|c| !c.is_closed())
             .map(|c| {

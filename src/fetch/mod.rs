@@ -70,9 +70,6 @@ pub(crate) struct FetchFailure {
     pub reason: String,
 }
 
-/// Where the fetch thread reports errors (it must not block).
-pub(crate) type OnError = Box<dyn Fn(FetchFailure) + Send>;
-
 /// Counters of the fetch thread.
 #[derive(Debug, Default)]
 pub(crate) struct FetchStats {
@@ -106,7 +103,7 @@ impl<T: Clone + Send + 'static> Fetcher<T> {
         buffered: Arc<AtomicUsize>,
         out: mpsc::UnboundedSender<Vec<Run<T>>>,
         stats: Arc<FetchStats>,
-        on_error: OnError,
+        on_error: crate::kafka::ErrorSink,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
         let queue = ffi::ConsumerQueue::new(&client);
@@ -205,7 +202,8 @@ struct Worker<T> {
     buffered: Arc<AtomicUsize>,
     out: mpsc::UnboundedSender<Vec<Run<T>>>,
     stats: Arc<FetchStats>,
-    on_error: OnError,
+    /// Where errors go (it must not block).
+    on_error: crate::kafka::ErrorSink,
     /// topic → partition → tag; nested so a lookup needs no allocation.
     tags: HashMap<String, HashMap<i32, T>>,
     paused: bool,

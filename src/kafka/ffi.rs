@@ -104,22 +104,17 @@ impl ConsumerQueue {
             // handed over; it is read, then destroyed exactly once.
             unsafe {
                 let msg = &*m;
+                let topic = (!msg.rkt.is_null())
+                    .then(|| CStr::from_ptr(rdsys::rd_kafka_topic_name(msg.rkt)).to_str().unwrap_or(""));
                 if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let topic = (!msg.rkt.is_null())
-                        .then(|| CStr::from_ptr(rdsys::rd_kafka_topic_name(msg.rkt)).to_str().unwrap_or(""));
                     let reason = CStr::from_ptr(rdsys::rd_kafka_message_errstr(m)).to_string_lossy();
                     let code: rdkafka::types::RDKafkaErrorCode = msg.err.into();
                     error(RawError { topic, partition: msg.partition, code, reason: &reason });
                 } else {
-                    let topic = if msg.rkt.is_null() {
-                        ""
-                    } else {
-                        CStr::from_ptr(rdsys::rd_kafka_topic_name(msg.rkt)).to_str().unwrap_or("")
-                    };
                     let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
                     let ts = rdsys::rd_kafka_message_timestamp(m, &mut kind);
                     visit(Raw {
-                        topic,
+                        topic: topic.unwrap_or(""),
                         partition: msg.partition,
                         offset: msg.offset,
                         key: bytes(msg.key, msg.key_len),
@@ -194,15 +189,12 @@ impl MainQueue {
                     rdsys::RD_KAFKA_EVENT_LOG => {
                         let (mut fac, mut text, mut level) = (std::ptr::null(), std::ptr::null(), 0);
                         if rdsys::rd_kafka_event_log(ev, &mut fac, &mut text, &mut level) == 0 {
-                            let fac = if fac.is_null() { "".into() } else { CStr::from_ptr(fac).to_string_lossy() };
-                            let text = if text.is_null() { "".into() } else { CStr::from_ptr(text).to_string_lossy() };
-                            context.log(log_level(level), &fac, &text);
+                            context.log(log_level(level), &c_text(fac), &c_text(text));
                         }
                     }
                     rdsys::RD_KAFKA_EVENT_ERROR => {
                         let code: rdkafka::types::RDKafkaErrorCode = rdsys::rd_kafka_event_error(ev).into();
-                        let text = rdsys::rd_kafka_event_error_string(ev);
-                        let text = if text.is_null() { "".into() } else { CStr::from_ptr(text).to_string_lossy() };
+                        let text = c_text(rdsys::rd_kafka_event_error_string(ev));
                         let error = if rdsys::rd_kafka_event_error_is_fatal(ev) != 0 {
                             rdkafka::error::KafkaError::MessageConsumptionFatal(code)
                         } else {
@@ -215,6 +207,19 @@ impl MainQueue {
                 rdsys::rd_kafka_event_destroy(ev);
             }
         }
+    }
+}
+
+/// A string librdkafka may leave null, lossily.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string that outlives the result.
+unsafe fn c_text<'a>(p: *const std::ffi::c_char) -> std::borrow::Cow<'a, str> {
+    if p.is_null() {
+        "".into()
+    } else {
+        // SAFETY: the caller's promise.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy()
     }
 }
 

@@ -20,7 +20,8 @@ pub(crate) use brokers::follow_brokers;
 use crate::ids::GroupId;
 use crate::offsets::OffsetReset;
 
-/// Where a client's errors go besides the log.
+/// Where a client's errors go besides the log: its context's error
+/// callback and the fetch thread report to the same place.
 pub(crate) type ErrorSink = Arc<dyn Fn(crate::fetch::FetchFailure) + Send + Sync>;
 
 /// librdkafka's callbacks: logs into `tracing` (target `librdkafka`),
