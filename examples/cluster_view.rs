@@ -5,14 +5,12 @@
 
 use std::time::Duration;
 
-use zookeeper_client::Client;
+use zkbalance::coord::{ZkAccess, ZkClient};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let connect = std::env::args().nth(1).ok_or("usage: cluster_view HOST:PORT[,HOST:PORT][/chroot]")?;
-    let zk = tokio::time::timeout(Duration::from_secs(10), Client::connect(&connect))
-        .await
-        .map_err(|_| format!("ZooKeeper at {connect} did not answer within 10 s"))??;
+    let zk = ZkClient::connect(&connect, &ZkAccess::default(), Duration::from_secs(10)).await?;
     let view = zkbalance::cluster::read(&zk).await?;
     for (id, broker) in &view.brokers {
         let plaintext = broker.endpoint_for("PLAINTEXT").map(|e| e.address()).unwrap_or_else(|| "-".into());

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use zookeeper_client::Client;
 
+use crate::coord::ZkClient;
 use crate::ids::{BrokerId, PartitionId, TopicName};
 use crate::zk_call::ZkCallError;
 use crate::znode::{layout, BrokerRegistration, Codec, PartitionState, TopicRegistration, ZnodeError};
@@ -79,15 +80,30 @@ impl ClusterView {
 }
 
 /// Reads brokers, topics and partition states.
-pub async fn read(zk: &Client) -> Result<ClusterView, ZkCallError> {
-    let mut view = read_brokers(zk).await?;
-    read_topics(zk, &mut view).await?;
-    Ok(view)
+///
+/// # Errors
+/// [`ZkCallError`] when a request fails (the session lost, or a znode not
+/// readable with the session's rights); malformed znodes are skipped.
+pub async fn read(zk: &ZkClient) -> Result<ClusterView, ZkCallError> {
+    read_all(zk.raw()).await
 }
 
 /// Reads the broker registrations only (no topics): what bootstrapping and
 /// following brokers need, without a read per partition.
-pub async fn read_brokers(zk: &Client) -> Result<ClusterView, ZkCallError> {
+///
+/// # Errors
+/// As [`read`].
+pub async fn read_brokers(zk: &ZkClient) -> Result<ClusterView, ZkCallError> {
+    brokers(zk.raw()).await
+}
+
+pub(crate) async fn read_all(zk: &Client) -> Result<ClusterView, ZkCallError> {
+    let mut view = brokers(zk).await?;
+    read_topics(zk, &mut view).await?;
+    Ok(view)
+}
+
+pub(crate) async fn brokers(zk: &Client) -> Result<ClusterView, ZkCallError> {
     let mut view = ClusterView::default();
     for id in children(zk, layout::BROKER_IDS).await? {
         let path = format!("{}/{id}", layout::BROKER_IDS);

@@ -297,9 +297,8 @@ async fn dual_storage_writes_both_and_reads_the_larger_and_listeners_bracket_own
     assert!(log[0].starts_with("assigned") && log[1].starts_with("revoked"), "{log:?}");
 
     // Both stores hold 100.
-    let observer =
-        zkbalance::inspect::connect(&connect, &Default::default(), Duration::from_secs(5)).await.expect("observer");
-    let view = zkbalance::cluster::read(&observer).await.expect("view");
+    let observer = zkbalance::testkit::connect(&connect, Duration::from_secs(5)).await.expect("observer");
+    let view = zkbalance::cluster::read(&observer.clone().into()).await.expect("view");
     let kafka_side =
         zkbalance::inspect::KafkaSide::new(&view, "dual", Duration::from_secs(5), &Default::default()).expect("kafka");
     assert_eq!(kafka_side.committed("dual", 0).await.expect("OffsetFetch"), Some(100));

@@ -173,7 +173,7 @@ async fn the_cluster_view_skips_and_counts_malformed_znodes() {
     client.create("/brokers/topics/broken", br#"{"version":1,"partitions":{"x":[1]}}"#, &persistent).await.unwrap();
     client.set_data("/brokers/topics/good/partitions/1/state", br#"{"leader":"one"}"#, None).await.unwrap();
 
-    let view = zkbalance::cluster::read(&client).await.expect("ZooKeeper answers");
+    let view = zkbalance::cluster::read(&client.clone().into()).await.expect("ZooKeeper answers");
     assert_eq!(view.brokers.len(), 2, "the two real brokers are read");
     assert_eq!(view.bootstrap_servers().split(',').count(), 2);
     let good = &view.topics[&TopicName::new("good").unwrap()];

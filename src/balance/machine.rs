@@ -3,6 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Action, BalanceConfig, BalanceError, GroupSnapshot, Input, Time};
 use crate::assign::Slot;
 use crate::ids::TopicPartition;
+use crate::zk_call::ZkCode;
 use crate::znode::OwnerName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +250,17 @@ impl Balancer {
             }
             Input::Registered => self.on_registered(&mut out),
             Input::RegisterFailed(why) => match self.phase {
+                // Rights that retrying cannot grant: leave as a stop does
+                // (releasing whatever is held), telling why. Nothing of
+                // ours is registered: with nothing held the leave is done.
+                Phase::Registering if why.code == ZkCode::NoAuth => {
+                    out.push(Action::Error(BalanceError::RegistrationRefused(why)));
+                    self.on_stop(&mut out);
+                    if self.held.is_empty() && self.claims.is_empty() {
+                        self.phase = Phase::Stopped;
+                        out.push(Action::Close);
+                    }
+                }
                 Phase::Registering => {
                     self.register_attempts += 1;
                     let wait = self.jittered(self.cfg.backoff(self.register_attempts));

@@ -223,7 +223,8 @@ pub enum Action {
     Error(BalanceError),
 }
 
-/// Failures the machine reports (it keeps running after each).
+/// Failures the machine reports (it keeps running after each, but for
+/// [`BalanceError::RegistrationRefused`]).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum BalanceError {
@@ -250,6 +251,11 @@ pub enum BalanceError {
     /// ZooKeeper failed a request; it is retried.
     #[error(transparent)]
     ZooKeeper(#[from] ZkCallError),
+    /// The server refuses our member znode for want of rights (an ACL on
+    /// the group's `ids` this session is not admitted by): retrying cannot
+    /// cure it, so the member releases what it holds and leaves for good.
+    #[error("{0}: the group refuses this member's registration; it leaves the group")]
+    RegistrationRefused(ZkCallError),
     /// A member znode stayed unreadable past
     /// [`BalanceConfig::unreadable_bound`] in a pykafka group: it is left
     /// out of the assignment, as pykafka leaves it out.

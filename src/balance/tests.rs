@@ -300,6 +300,38 @@ fn a_stop_while_registration_failed_or_fails_leaves_at_once() {
 }
 
 #[test]
+fn a_registration_refused_for_want_of_rights_leaves_for_good() {
+    let refused = || ZkCallError::new("create", "/consumers/g/ids/a", ZkCode::NoAuth);
+    // Nothing held: the member ends at once, saying why.
+    let mut b = machine("a");
+    b.handle(ms(0), Input::Start);
+    assert_eq!(
+        b.handle(ms(1), Input::RegisterFailed(refused())),
+        [Action::Error(BalanceError::RegistrationRefused(refused())), Action::Close]
+    );
+    assert!(b.is_stopped() && b.next_deadline().is_none(), "no retry");
+    // Refused when registering again with partitions held (our member
+    // znode vanished): they are released as at a stop, then it ends.
+    let mut b = machine("a");
+    joined(&mut b, snapshot(&["a"], 2, &[]));
+    claim_all(&mut b, 20, &[0, 1]);
+    let out = b.handle(ms(30), Input::Snapshot(snapshot(&[], 2, &[(0, "a"), (1, "a")])));
+    assert!(out.contains(&Action::Register), "re-registers: {out:?}");
+    let out = b.handle(ms(40), Input::RegisterFailed(refused()));
+    assert_eq!(out[0], Action::Error(BalanceError::RegistrationRefused(refused())));
+    assert!(out.contains(&Action::Revoke(set(&[0, 1]))), "{out:?}");
+    assert!(!b.is_stopped(), "waits for the releases");
+    let mut out = Vec::new();
+    for p in 0..2 {
+        b.handle(ms(50), Input::Released(tp(p)));
+        out.extend(b.handle(ms(60), Input::OwnerDeleted(tp(p))));
+    }
+    assert!(out.contains(&Action::Deregister), "{out:?}");
+    assert_eq!(b.handle(ms(70), Input::Deregistered), [Action::Close]);
+    assert!(b.is_stopped());
+}
+
+#[test]
 fn identical_inputs_give_identical_actions() {
     let run = || {
         let mut b = machine("b");

@@ -53,6 +53,7 @@ pub struct ConsumerBuilder {
     ack_mode: AckMode,
     ack_warning: Option<Duration>,
     reset_on_start: bool,
+    round_wait: Duration,
 }
 
 impl std::fmt::Debug for ConsumerBuilder {
@@ -76,6 +77,7 @@ impl Default for ConsumerBuilder {
             ack_mode: AckMode::Explicit,
             ack_warning: Some(Duration::from_secs(60)),
             reset_on_start: false,
+            round_wait: Duration::from_secs(1),
         }
     }
 }
@@ -100,6 +102,7 @@ pub(crate) struct ConsumerConfig {
     pub ack_mode: AckMode,
     pub ack_warning: Option<Duration>,
     pub reset_on_start: bool,
+    pub round_wait: Duration,
 }
 
 impl ConsumerBuilder {
@@ -267,9 +270,24 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Callbacks around rebalances.
+    /// Callbacks around rebalances. With a listener, a rebalance's newly
+    /// owned partitions start together once it settles, after one
+    /// [`on_assigned`](RebalanceListener::on_assigned) call with them all
+    /// (see [`listener_round_wait`](Self::listener_round_wait)); without
+    /// one, each starts as soon as its claim completes.
     pub fn listener(mut self, listener: impl RebalanceListener) -> Self {
         self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// With a listener: how long the partitions a rebalance granted wait
+    /// for it to settle before they start anyway. A rebalance settles in
+    /// milliseconds unless a claim waits for a crashed peer's owner znode
+    /// to expire (up to its session timeout); past this bound the
+    /// partitions claimed so far are announced and started, and the rest
+    /// come in a later `on_assigned` call. Default 1 s.
+    pub fn listener_round_wait(mut self, wait: Duration) -> Self {
+        self.round_wait = wait;
         self
     }
 
@@ -284,6 +302,9 @@ impl ConsumerBuilder {
         }
         if self.auto_commit.is_some_and(|d| d.is_zero()) {
             return Err(invalid("auto_commit", "the interval must be positive (None turns it off)"));
+        }
+        if self.round_wait.is_zero() {
+            return Err(invalid("listener_round_wait", "must be positive"));
         }
         if self.ack_warning.is_some_and(|d| d.is_zero()) {
             return Err(invalid("ack_warning", "the bound must be positive (None turns it off)"));
@@ -323,6 +344,7 @@ impl ConsumerBuilder {
             ack_mode: self.ack_mode,
             ack_warning: self.ack_warning,
             reset_on_start: self.reset_on_start,
+            round_wait: self.round_wait,
         })
     }
 
@@ -363,6 +385,7 @@ mod tests {
         assert_eq!(refused(base().auto_commit(Some(Duration::ZERO))), "auto_commit");
         assert_eq!(refused(base().kafka_timeout(Duration::ZERO)), "kafka_timeout");
         assert_eq!(refused(base().ack_warning(Some(Duration::ZERO))), "ack_warning");
+        assert_eq!(refused(base().listener_round_wait(Duration::ZERO)), "listener_round_wait");
         assert_eq!(
             refused(base().offset_reset(OffsetReset::Error).reset_offset_on_start(true)),
             "reset_offset_on_start"

@@ -4,7 +4,7 @@
 //! let go), and one task that runs commits one at a time so they never
 //! overtake each other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use super::metrics::Counters;
 use super::notice::{ConsumeError, Notices};
 use super::partition::PartitionCell;
 use super::start::{self, Place, StartBatch};
+use crate::balance::BalanceError;
 use crate::coord::{Ending, GroupEvent, Lease};
 use crate::fetch::Fetcher;
 use crate::ids::TopicPartition;
@@ -169,6 +170,72 @@ pub(crate) struct Timers {
     pub auto_commit: Option<Duration>,
     /// The bound of [`ConsumeError::AckOverdue`].
     pub ack_warning: Option<Duration>,
+    /// Longest wait for a rebalance to settle before the partitions it
+    /// granted so far start (with a listener).
+    pub round_wait: Duration,
+}
+
+/// Newly owned partitions of one rebalance, waiting for it to settle.
+struct Round {
+    generation: u64,
+    leases: Vec<Lease>,
+    /// When they start even if the rebalance has not settled; `None` while
+    /// there is nothing to start.
+    due: Option<tokio::time::Instant>,
+    wait: Duration,
+}
+
+impl Round {
+    fn new(generation: u64, wait: Duration) -> Self {
+        Round { generation, leases: Vec::new(), due: None, wait }
+    }
+
+    fn add(&mut self, generation: u64, leases: Vec<Lease>) {
+        self.generation = generation;
+        if !leases.is_empty() && self.due.is_none() {
+            self.due = Some(tokio::time::Instant::now() + self.wait);
+        }
+        self.leases.extend(leases);
+    }
+
+    /// Drops the leases that ended before they started (revoked or lost in
+    /// the same rebalance), so their release does not wait for the round;
+    /// returns their partitions.
+    fn drop_ended(&mut self) -> BTreeSet<TopicPartition> {
+        let (ended, held): (Vec<Lease>, Vec<Lease>) =
+            std::mem::take(&mut self.leases).into_iter().partition(|l| l.ending() != Ending::Held);
+        self.leases = held;
+        ended.iter().map(|l| l.topic_partition().clone()).collect()
+    }
+}
+
+async fn round_due(round: &Option<Round>) {
+    match round.as_ref().and_then(|r| r.due) {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Announces a round's partitions to the listener in one call and starts
+/// them together.
+fn start_round(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, round: Option<Round>) {
+    let Some(Round { generation, leases, .. }) = round else { return };
+    if leases.is_empty() {
+        return;
+    }
+    let mut fresh: Vec<TopicPartition> = leases.iter().map(|l| l.topic_partition().clone()).collect();
+    fresh.sort();
+    // Before fetching starts: the listener may choose where the
+    // partitions start.
+    let chosen = shared.listening.assigned(generation, fresh);
+    let batch = StartBatch::new(leases.len());
+    for lease in leases {
+        let place = Place::new(&batch, shared);
+        // pykafka's `reset_offset_on_start`: the first rebalance only
+        // (later ones resume from commits).
+        let reset = shared.reset_on_start && lease.is_first_round();
+        tasks.spawn(partition(Arc::clone(shared), lease, place, reset, chosen.clone()));
+    }
 }
 
 fn interval(period: Option<Duration>) -> tokio::time::Interval {
@@ -187,45 +254,46 @@ pub(crate) async fn run(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver
     // quarter of the bound late.
     let ack_warning = timers.ack_warning;
     let mut ack_tick = interval(ack_warning.map(|b| (b / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))));
+    // The newly owned partitions of the rebalance under way, not started
+    // yet: the listener hears of them once, when it settles.
+    let mut round: Option<Round> = None;
+    // Why the group member is ending on its own, once it says.
+    let mut ending: Option<String> = None;
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 None => {
                     if !shared.stopping.load(Ordering::Acquire) {
-                        let reason = "the group member ended".to_owned();
+                        let reason = ending.take().unwrap_or_else(|| "the group member ended".to_owned());
                         shared.notices.post(ConsumeError::Fatal { reason });
                     }
                     break;
                 }
-                Some(GroupEvent::Assigned { mut generation, mut leases, .. }) => {
-                    // A rebalance's claims complete one by one, each its own
-                    // event: take those already queued together, so their
-                    // partitions start in one call and the listener hears
-                    // of them once.
+                Some(GroupEvent::Assigned { generation, leases, .. }) => {
+                    let r = round.get_or_insert_with(|| Round::new(generation, timers.round_wait));
+                    r.add(generation, leases);
+                    // Claims complete one by one, each its own event: take
+                    // those already queued together.
+                    let mut settled = false;
                     while let Ok(next) = events.try_recv() {
                         match next {
-                            GroupEvent::Assigned { generation: g, leases: more, .. } => {
-                                generation = g;
-                                leases.extend(more);
-                            }
-                            other => on_event(&shared, other),
+                            GroupEvent::Assigned { generation, leases, .. } => r.add(generation, leases),
+                            GroupEvent::Settled { .. } => settled = true,
+                            other => on_event(&shared, other, Some(&mut *r), &mut ending),
                         }
                     }
-                    let fresh: Vec<TopicPartition> = leases.iter().map(|l| l.topic_partition().clone()).collect();
-                    // Before fetching starts: the listener may choose
-                    // where the partitions start.
-                    let chosen = shared.listening.assigned(generation, fresh);
-                    let batch = StartBatch::new(leases.len());
-                    for lease in leases {
-                        let place = Place::new(&batch, &shared);
-                        // pykafka's `reset_offset_on_start`: the first
-                        // rebalance only (later ones resume from commits).
-                        let reset = shared.reset_on_start && lease.is_first_round();
-                        tasks.spawn(partition(Arc::clone(&shared), lease, place, reset, chosen.clone()));
+                    // Without a listener nobody hears of the round: its
+                    // partitions start as their claims complete.
+                    if settled || shared.listening.listener.is_none() {
+                        start_round(&shared, &mut tasks, round.take());
                     }
                 }
-                Some(other) => on_event(&shared, other),
+                Some(GroupEvent::Settled { .. }) => start_round(&shared, &mut tasks, round.take()),
+                Some(other) => on_event(&shared, other, round.as_mut(), &mut ending),
             },
+            // A round that does not settle (a claim waiting for a crashed
+            // peer's owner znode to expire) is announced in parts.
+            _ = round_due(&round) => start_round(&shared, &mut tasks, round.take()),
             _ = tick.tick(), if auto_commit.is_some() => shared.commit_all_reported(),
             _ = ack_tick.tick(), if ack_warning.is_some() => report_overdue(&shared, ack_warning.unwrap_or_default()),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -247,12 +315,25 @@ fn report_overdue(shared: &Shared, bound: Duration) {
     }
 }
 
-fn on_event(shared: &Shared, event: GroupEvent) {
+/// Acts on a group event other than an assignment; `ending` learns why
+/// the member is about to end, when it ends on its own.
+fn on_event(shared: &Arc<Shared>, event: GroupEvent, round: Option<&mut Round>, ending: &mut Option<String>) {
+    // A partition revoked or lost before the listener was told of it is
+    // dropped unannounced.
+    let dropped = round.map(Round::drop_ended).unwrap_or_default();
+    let announced = |partitions: Vec<TopicPartition>| -> Vec<TopicPartition> {
+        partitions.into_iter().filter(|tp| !dropped.contains(tp)).collect()
+    };
     match event {
         // The partitions' tasks see their leases end first; the listener
         // hears of the whole step here.
-        GroupEvent::Revoked { partitions } => shared.listening.revoked(partitions),
-        GroupEvent::Lost { partitions } => shared.listening.lost(partitions),
+        GroupEvent::Revoked { partitions } => shared.listening.revoked(announced(partitions)),
+        GroupEvent::Lost { partitions } => shared.listening.lost(announced(partitions)),
+        // Reported once, as the reason of the `Fatal` that ends the stream.
+        GroupEvent::Error(e @ BalanceError::RegistrationRefused(_)) => {
+            tracing::error!(error = %e, "the group member ends");
+            *ending = Some(e.to_string());
+        }
         GroupEvent::Error(e) => {
             tracing::warn!(error = %e, "group error");
             shared.notices.post(ConsumeError::Group(e));

@@ -86,7 +86,7 @@ impl Listening {
     /// Calls `on_revoked` in the background, then lets each partition's
     /// revoke go on.
     pub fn revoked(self: &Arc<Self>, partitions: Vec<TopicPartition>) {
-        let Some(listener) = self.listener.clone() else { return };
+        let Some(listener) = self.listener.clone().filter(|_| !partitions.is_empty()) else { return };
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let ps = partitions.clone();
@@ -101,7 +101,7 @@ impl Listening {
 
     /// Calls `on_lost` in the background.
     pub fn lost(&self, partitions: Vec<TopicPartition>) {
-        let Some(listener) = self.listener.clone() else { return };
+        let Some(listener) = self.listener.clone().filter(|_| !partitions.is_empty()) else { return };
         tokio::spawn(async move {
             if let Err(e) = tokio::task::spawn_blocking(move || listener.on_lost(&partitions)).await {
                 tracing::error!(error = %e, "the rebalance listener's on_lost failed");

@@ -129,7 +129,7 @@ impl BalancedConsumer {
         }
         let view = match cfg.kafka.bootstrap {
             Some(_) => crate::cluster::ClusterView::default(),
-            None => crate::cluster::read_brokers(&zk).await?,
+            None => crate::cluster::brokers(&zk).await?,
         };
         let bootstrap = cfg
             .kafka
@@ -197,7 +197,11 @@ impl BalancedConsumer {
             control::run(
                 Arc::clone(&shared),
                 events,
-                control::Timers { auto_commit: cfg.auto_commit, ack_warning: cfg.ack_warning },
+                control::Timers {
+                    auto_commit: cfg.auto_commit,
+                    ack_warning: cfg.ack_warning,
+                    round_wait: cfg.round_wait,
+                },
             ),
             span,
         ));

@@ -362,7 +362,9 @@ impl Driver {
                 #[cfg(feature = "metrics")]
                 metrics::histogram!("zkbalance_rebalance_seconds", "group" => self.layout.group.to_string())
                     .record(took.as_secs_f64());
-                span.in_scope(|| tracing::info!(?took, generation = self.machine.generation(), "rebalance done"));
+                let generation = self.machine.generation();
+                span.in_scope(|| tracing::info!(?took, generation, "rebalance done"));
+                let _ = self.events.send(GroupEvent::Settled { generation });
             }
         }
     }

@@ -31,6 +31,7 @@
 
 pub(crate) mod access;
 mod cache;
+mod client;
 pub(crate) mod clock;
 mod config;
 mod driver;
@@ -48,6 +49,7 @@ use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
 pub use access::{AccessError, AclPolicy, Secret, ZkAccess, ZkSasl, ZkTls};
+pub use client::ZkClient;
 pub use config::{GroupBuilder, GroupConfig};
 pub use lease::{Ending, Fence, Lease};
 
@@ -148,6 +150,14 @@ pub enum GroupEvent {
     },
     /// Every member znode is readable (or counted out) again.
     Unblocked,
+    /// A rebalance finished: no claim, release or group read is under way
+    /// (what ends the `rebalance` span and its duration metric). The
+    /// [`GroupEvent::Assigned`] events since the previous one are that
+    /// rebalance's, whole.
+    Settled {
+        /// The generation it settled at.
+        generation: u64,
+    },
     /// A failure the member recovers from by itself, reported for the record.
     Error(BalanceError),
 }

@@ -11,6 +11,7 @@ use zookeeper_client::{Client, Error as ZkError};
 
 use super::{children, group_id, read_group, require_group, zk_err, InspectError, KafkaSide};
 use crate::cluster;
+use crate::coord::ZkClient;
 use crate::ids::{GroupId, PartitionId, TopicName};
 use crate::offsets::OffsetStorage;
 use crate::protocol::GroupRead;
@@ -122,7 +123,8 @@ fn members_of(group: &GroupId, read: &GroupRead) -> Vec<MemberInfo> {
 }
 
 /// Every group under `/consumers`.
-pub async fn list_groups(zk: &Client) -> Result<Vec<GroupSummary>, InspectError> {
+pub async fn list_groups(zk: &ZkClient) -> Result<Vec<GroupSummary>, InspectError> {
+    let zk = zk.raw();
     let mut out = Vec::new();
     for name in children(zk, layout::CONSUMERS).await? {
         let Ok(group) = GroupId::new(name.as_str()) else { continue };
@@ -215,11 +217,12 @@ async fn zk_committed(
 /// fails. A damaged znode is never an error: it is listed in
 /// [`GroupDescription::problems`].
 pub async fn describe_group(
-    zk: &Client,
+    zk: &ZkClient,
     group: &str,
     storage: OffsetStorage,
     kafka: Option<&KafkaSide>,
 ) -> Result<GroupDescription, InspectError> {
+    let zk = zk.raw();
     let g = group_id(group)?;
     require_group(zk, &g).await?;
     let read = read_group(zk, &g).await?;
@@ -230,7 +233,7 @@ pub async fn describe_group(
         read.snapshot.unreadable.iter().map(|u| ZnodeProblem { znode: u.path.clone(), problem: u.reason.clone() }),
     );
     let owners = owners(zk, &g, read.flavour, &mut problems).await?;
-    let view = cluster::read(zk).await?;
+    let view = cluster::read_all(zk).await?;
     let mut topics: BTreeSet<TopicName> =
         read.snapshot.shape.members.values().flat_map(|s| s.keys().cloned()).collect();
     topics.extend(owners.keys().map(|(t, _)| t.clone()));

@@ -23,7 +23,7 @@ use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 use crate::cluster::{self, ClusterView};
 use crate::coord::zk::call as zk_call;
 use crate::coord::zk::Watching;
-use crate::coord::CoordError;
+use crate::coord::{CoordError, ZkClient};
 use crate::ids::{GroupId, PartitionId, TopicName};
 use crate::kafka::{ClientSettings, KafkaClient};
 use crate::kafka_access::KafkaAccess;
@@ -70,7 +70,7 @@ fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> Inspec
 }
 
 /// Connects within `timeout`, as `access` says, and checks the chroot
-/// exists.
+/// exists: [`ZkClient::connect`].
 ///
 /// # Errors
 /// [`InspectError::Connect`] with [`CoordError::Unreachable`],
@@ -84,8 +84,8 @@ pub async fn connect(
     connect: &str,
     access: &crate::coord::ZkAccess,
     timeout: Duration,
-) -> Result<Client, InspectError> {
-    Ok(crate::coord::connect_checked(connect, access, timeout, timeout).await?)
+) -> Result<ZkClient, InspectError> {
+    Ok(ZkClient::connect(connect, access, timeout).await?)
 }
 
 async fn children(zk: &Client, path: &str) -> Result<Vec<String>, InspectError> {
@@ -195,7 +195,7 @@ pub enum ResetTarget {
 /// refuses while members are registered unless `force`. Returns the new
 /// offsets.
 pub async fn reset_offsets(
-    zk: &Client,
+    zk: &ZkClient,
     kafka: &KafkaSide,
     group: &str,
     topic: &str,
@@ -203,10 +203,11 @@ pub async fn reset_offsets(
     storage: OffsetStorage,
     force: bool,
 ) -> Result<BTreeMap<i32, u64>, InspectError> {
+    let zk = zk.raw();
     let g = group_id(group)?;
     let t = TopicName::new(topic).map_err(|e| InspectError::BadName(e.to_string()))?;
     require_group(zk, &g).await?;
-    let view = cluster::read(zk).await?;
+    let view = cluster::read_all(zk).await?;
     let parts = view.topics.get(&t).ok_or_else(|| InspectError::UnknownTopic(topic.to_owned()))?;
     let active = children(zk, &layout::members(&g)).await?.len();
     if active > 0 && !force {

@@ -18,7 +18,7 @@ pub(crate) async fn follow_brokers(
         let Some((_, zk)) = sessions.borrow_and_update().clone() else { return };
         // The watch is set before the read, so no change falls between them.
         let read = match zk.get_and_watch_children(crate::znode::layout::BROKER_IDS).await {
-            Ok((_, _, watcher)) => crate::cluster::read_brokers(&zk).await.map(|view| (view, watcher)),
+            Ok((_, _, watcher)) => crate::cluster::brokers(&zk).await.map(|view| (view, watcher)),
             Err(source) => Err(crate::coord::zk::call("read", crate::znode::layout::BROKER_IDS)(source)),
         };
         match read {

@@ -25,7 +25,7 @@ impl ZkArgs {
         Duration::from_millis(self.timeout_ms)
     }
 
-    pub async fn connect(&self) -> Result<zookeeper_client::Client, CliError> {
+    pub async fn connect(&self) -> Result<zkbalance::coord::ZkClient, CliError> {
         Ok(zkbalance::inspect::connect(&self.zookeeper, &self.security.access()?, self.timeout()).await?)
     }
 }

@@ -191,7 +191,7 @@ pub async fn run(args: Args) -> Result<(), DemoError> {
     let mut kafka = KafkaCluster::start(&zk.connect_string(), args.brokers).await?;
     let replication = args.brokers.min(2);
     kafka.create_topic(&args.topic, args.partitions, replication).await?;
-    let view = cluster::read_brokers(kafka.zk()).await?;
+    let view = cluster::read_brokers(&kafka.zk().clone().into()).await?;
     println!("  ZooKeeper {}; brokers {}", zk.connect_string(), view.bootstrap_servers());
     println!("  topic {}: {} partitions, replication {replication}", args.topic, args.partitions);
 
