@@ -81,7 +81,7 @@ impl Rig {
     fn member_in(&self, group: &str, topic: &str, flavour: &str) -> Supervised {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkbc"));
         cmd.args(["consume", "--zookeeper", &self.zk.connect_string(), "--group", group, "--topic", topic])
-            .args(["--flavour", flavour, "--format", "text", "--commit-interval-ms", "1000"])
+            .args(["--flavour", flavour, "--commit-interval", "1s"])
             .arg(format!("--session-timeout-ms={}", self.session_ms))
             .stdin(Stdio::null())
             .stdout(Stdio::null());

@@ -160,7 +160,7 @@ async fn zkbc_first(zk: &str, group: &str) -> Duration {
     use tokio::io::AsyncReadExt;
     let t0 = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
-        .args(["consume", "--zookeeper", zk, "--group", group, "--topic", TOPIC, "--max-messages", "1"])
+        .args(["consume", "--zookeeper", zk, "--group", group, "--topic", TOPIC, "-c", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -177,7 +177,7 @@ async fn zkbc_first(zk: &str, group: &str) -> Duration {
     let took = t0.elapsed();
     let status =
         tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("zkbc exits").expect("status");
-    assert!(status.success(), "zkbc consume --max-messages 1 failed: {status}");
+    assert!(status.success(), "zkbc consume -c 1 failed: {status}");
     took
 }
 
@@ -185,8 +185,9 @@ async fn zkbc_first(zk: &str, group: &str) -> Duration {
 /// from its first message to its last one written, as it reports it.
 async fn zkbc(zk: &str, group: &str, format: &str, total: u64) -> f64 {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
-        .args(["consume", "--zookeeper", zk, "--group", group, "--topic", TOPIC, "--format", format])
-        .args(["--max-messages", &total.to_string(), "--commit-interval-ms", "60000"])
+        .args(["consume", "--zookeeper", zk, "--group", group, "--topic", TOPIC])
+        .args(if format == "json" { &["-J"][..] } else { &[] })
+        .args(["-c", &total.to_string(), "--commit-interval", "60s"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -21,7 +21,7 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_win
     let connect = zk.connect_string();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
         .args(["consume", "--zookeeper", &connect, "--group", "crash", "--topic", "crash", "--flavour", "scala"])
-        .args(["--from", "earliest", "--format", "json", "--commit-interval-ms", "100", "--session-timeout-ms", "2000"])
+        .args(["--offset-reset", "earliest", "-J", "--commit-interval", "100ms", "--session-timeout", "2s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -32,7 +32,7 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_win
     let mut printed: Vec<(u64, i32, u64)> = Vec::new();
     let parse = |line: String| {
         let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
-        let value = v["value"].as_str().expect("value");
+        let value = v["payload"].as_str().expect("payload");
         let seq = parse_generated_value("crash", value.as_bytes()).expect("a generated value");
         (seq, v["partition"].as_i64().unwrap() as i32, v["offset"].as_u64().unwrap())
     };
@@ -122,7 +122,7 @@ async fn consume_serves_prometheus_metrics_over_http() {
     let addr = common::free_addr();
     let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
         .args(["consume", "--zookeeper", &zk.connect_string(), "--group", "scraped", "--topic", "scraped"])
-        .args(["--metrics-addr", &addr.to_string(), "--commit-interval-ms", "100"])
+        .args(["--metrics-addr", &addr.to_string(), "--commit-interval", "100ms"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

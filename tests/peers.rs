@@ -237,7 +237,8 @@ async fn garbage_in_a_member_znode_blocks_the_rebalance_loudly_and_loses_nothing
     })
     .await;
     let observer = zkbalance::inspect::connect(&connect, &Default::default(), Duration::from_secs(5)).await.unwrap();
-    let d = zkbalance::inspect::describe_group(&observer, group, zkbalance::offsets::OffsetStorage::Zookeeper, None)
+    let storage = zkbalance::offsets::OffsetStorage::Zookeeper;
+    let d = zkbalance::inspect::describe_group(&observer, group, storage, None, &[])
         .await
         .expect("describe tolerates the garbage");
     let junk_row = d.members.iter().find(|m| m.id == "garbage_junk").expect("the garbage member is listed");

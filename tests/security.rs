@@ -85,7 +85,7 @@ async fn sasl_cluster() -> (ZooKeeper, KafkaCluster) {
 async fn zkbc_consume(connect: &str, group: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"));
     cmd.args(["consume", "--zookeeper", connect, "--group", group, "--topic", "sec", "--flavour", "scala"])
-        .args(["--connect-timeout-ms", "5000", "--max-messages", "1"])
+        .args(["--timeout", "5s", "-c", "1"])
         .args(args)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
@@ -222,7 +222,7 @@ async fn kafka_security_properties_reach_librdkafka_and_the_wanted_listener_must
     }
     // The offset tool reaches Kafka the same way.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
-        .args(["offsets", "reset", "g", "--topic", "sec", "--to", "earliest", "--zookeeper", &connect])
+        .args(["offsets", "reset", "g", "--topic", "sec", "--to-earliest", "--execute", "--zookeeper", &connect])
         .args(["--listener", "EXTERNAL"])
         .output()
         .await
@@ -236,7 +236,7 @@ async fn kafka_security_properties_reach_librdkafka_and_the_wanted_listener_must
     let bootstrap = kafka.bootstrap_servers().to_owned();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
         .args(["consume", "--zookeeper", &connect, "--group", "tls", "--topic", "sec", "--flavour", "scala"])
-        .args(["--from", "earliest", "--bootstrap-server", &bootstrap, "-X", "security.protocol=ssl"])
+        .args(["--offset-reset", "earliest", "--bootstrap-server", &bootstrap, "-X", "security.protocol=ssl"])
         .env("RUST_LOG", "warn,librdkafka=warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -278,7 +278,7 @@ async fn secrets_stay_out_of_help_logs_and_errors() {
     // A full run at the most verbose level, with every secret in use.
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"));
     cmd.args(["consume", "--zookeeper", &connect, "--group", "g", "--topic", "sec", "--flavour", "scala"])
-        .args(["--from", "earliest", "--max-messages", "5", "--zookeeper-sasl", "digest-md5:zkb"])
+        .args(["--offset-reset", "earliest", "-c", "5", "--zookeeper-sasl", "digest-md5:zkb"])
         .args(["-X", &format!("sasl.password={KAFKA_SECRET}"), "-X", "sasl.username=zkb"])
         .envs(env)
         .env("RUST_LOG", "trace")

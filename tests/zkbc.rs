@@ -3,47 +3,11 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
+use common::cli::{fails, json, ok, run, text, zkbc};
 use common::group::topic_cluster;
 use common::within;
-
-fn zkbc(args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"));
-    cmd.args(args).kill_on_drop(true).env_remove("RUST_LOG");
-    cmd
-}
-
-async fn run(args: &[&str]) -> Output {
-    let what = format!("zkbc {}", args.join(" "));
-    within(&what, Duration::from_secs(60), zkbc(args).output()).await.expect("run zkbc")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs and expects success; returns stdout.
-async fn ok(args: &[&str]) -> String {
-    let out = run(args).await;
-    assert!(out.status.success(), "zkbc {args:?} failed: {:?}\n{}", out.status, text(&out.stderr));
-    text(&out.stdout)
-}
-
-/// Runs and expects exit `code` with one line on stderr mentioning `says`.
-async fn fails(args: &[&str], code: i32, says: &str) {
-    let out = run(args).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "zkbc {args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line on stderr for {args:?}, got:\n{stderr}");
-    assert!(stderr.starts_with("zkbc: ") && stderr.contains(says), "zkbc {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_subcommand_against_the_test_cluster() {
@@ -62,7 +26,7 @@ async fn every_subcommand_against_the_test_cluster() {
 
     // consume 50 as JSON, then stop cleanly (commit, release)
     let base = ["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "--flavour", "scala"];
-    let out = run(&[&base[..], &["--from", "earliest", "--format", "json", "--max-messages", "50"]].concat()).await;
+    let out = run(&[&base[..], &["--offset-reset", "earliest", "-J", "-c", "50"]].concat()).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(json).collect();
     assert_eq!(lines.len(), 50);
@@ -70,9 +34,9 @@ async fn every_subcommand_against_the_test_cluster() {
     let first = text(&out.stdout).lines().next().unwrap().to_owned();
     assert!(first.starts_with(r#"{"topic":"cli","partition":"#), "{first}");
     for l in &lines {
-        let value = l["value"].as_str().expect("the value as text");
+        let value = l["payload"].as_str().expect("the payload as text");
         assert!(zkbalance::testkit::protocol::parse_generated_value("cli", value.as_bytes()).is_some(), "{value}");
-        for key in ["key", "value", "partition", "offset", "timestamp", "topic"] {
+        for key in ["key", "payload", "partition", "offset", "ts", "tstype", "broker", "topic"] {
             assert!(l.get(key).is_some(), "{key} missing in {l}");
         }
     }
@@ -99,15 +63,15 @@ async fn every_subcommand_against_the_test_cluster() {
     }
 
     // offsets reset, no members
-    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z]).await;
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to-earliest", "--execute", "--zookeeper", z]).await;
     let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
     assert!(d["partitions"].as_array().unwrap().iter().all(|r| r["committed"] == 0), "{d}");
-    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "10", "--zookeeper", z]).await;
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to-offset", "10", "--execute", "--zookeeper", z]).await;
     let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
     assert!(d["partitions"].as_array().unwrap().iter().all(|r| r["committed"] == 10), "{d}");
 
     // refused while a member is active, unless --force; SIGTERM stops it cleanly
-    let mut member = zkbc(&[&base[..], &["--from", "earliest"]].concat());
+    let mut member = zkbc(&[&base[..], &["--offset-reset", "earliest"]].concat());
     let mut member = member.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     zkbalance::testkit::wait_until("the member to register", Duration::from_secs(20), || async {
         let g = json(&ok(&["group", "list", "--zookeeper", z, "--format", "json"]).await);
@@ -115,8 +79,9 @@ async fn every_subcommand_against_the_test_cluster() {
     })
     .await
     .expect("member registered");
-    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "latest", "--zookeeper", z], 75, "active member").await;
-    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "latest", "--zookeeper", z, "--force"]).await;
+    let reset = ["offsets", "reset", "g1", "--topic", "cli", "--to-latest", "--execute", "--zookeeper", z];
+    fails(&reset, 75, "active member").await;
+    ok(&[&reset[..], &["--force"]].concat()).await;
     let pid = member.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = within("the member to stop on SIGTERM", Duration::from_secs(20), member.wait()).await.unwrap();
@@ -140,8 +105,9 @@ async fn every_subcommand_against_the_test_cluster() {
     // a reset to a time: after every message (tomorrow) means the log end,
     // as with kafka-consumer-groups. (The mock does not look offsets up by
     // time, so "the first message after T" is not exercised here.)
-    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z]).await;
-    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to", "2999-01-01T00:00:00Z", "--zookeeper", z]).await;
+    ok(&["offsets", "reset", "g1", "--topic", "cli", "--to-earliest", "--execute", "--zookeeper", z]).await;
+    let future = ["offsets", "reset", "g1", "--topic", "cli", "--to-datetime", "2999-01-01T00:00:00Z", "--execute"];
+    ok(&[&future[..], &["--zookeeper", z]].concat()).await;
     let d = json(&ok(&["group", "describe", "g1", "--zookeeper", z, "--format", "json"]).await);
     assert!(d["partitions"].as_array().unwrap().iter().all(|r| r["committed"] == r["log_end"]), "{d}");
 
@@ -149,9 +115,16 @@ async fn every_subcommand_against_the_test_cluster() {
     fails(&["group", "describe", "nosuch", "--zookeeper", z], 66, "does not exist").await;
     fails(&["consume", "--zookeeper", z, "--group", "g2", "--topic", "nosuch"], 66, "does not exist").await;
     fails(&["brokers", "--zookeeper", &format!("{z}/nochroot")], 68, "chroot").await;
-    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "yesterday", "--zookeeper", z], 64, "--to").await;
+    fails(
+        &["offsets", "reset", "g1", "--topic", "cli", "--to-datetime", "yesterday", "--zookeeper", z],
+        2,
+        "yesterday",
+    )
+    .await;
+    fails(&["offsets", "reset", "g1", "--topic", "cli", "--zookeeper", z], 2, "--to-earliest").await;
     fails(&["consume", "--zookeeper", z, "--group", "g1"], 2, "--topic").await;
-    fails(&["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "--from", "sideways"], 2, "sideways").await;
+    fails(&["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "-o", "sideways"], 2, "sideways").await;
+    fails(&["consume", "--zookeeper", z, "--group", "g1", "--topic", "cli", "-f", "%q"], 64, "%q").await;
     let observer = zkbalance::testkit::connect(z, Duration::from_secs(6)).await.unwrap();
     observer.set_data("/consumers/g1/offsets/cli/0", b"not-a-number", None).await.expect("corrupt an offset");
     let args = ["group", "describe", "g1", "--zookeeper", z, "--format", "json", "--offset-storage", "zookeeper"];
@@ -166,7 +139,7 @@ async fn every_subcommand_against_the_test_cluster() {
     })
     .await
     .expect("brokers gone");
-    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to", "earliest", "--zookeeper", z], 76, "no broker").await;
+    fails(&["offsets", "reset", "g1", "--topic", "cli", "--to-earliest", "--zookeeper", z], 76, "no broker").await;
 }
 
 /// What other clients leave in a Scala-layout group, one oddity per group
@@ -265,9 +238,20 @@ async fn unreachable_zookeeper_is_one_line_and_exit_69() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let z = format!("127.0.0.1:{port}");
     for args in [
-        vec!["brokers", "--zookeeper", &z, "--timeout-ms", "1000"],
-        vec!["group", "list", "--zookeeper", &z, "--timeout-ms", "1000"],
+        vec!["brokers", "--zookeeper", &z, "--timeout", "1500ms"],
+        vec!["group", "list", "-z", &z, "--timeout", "1500ms"],
+        vec!["consume", "-z", &z, "-G", "g", "-t", "t", "--timeout", "1500ms", "--session-timeout", "1s"],
     ] {
-        fails(&args, 69, "unreachable").await;
+        // The line says how long it really waited: the whole bound, even
+        // when one attempt of the client gives up sooner (the session
+        // timeout).
+        let started = std::time::Instant::now();
+        fails(&args, 69, "unreachable (waited 1.").await;
+        assert!(started.elapsed() >= Duration::from_millis(1500), "{args:?} waited the bound");
+    }
+    // A malformed address is a usage error, not an unreachable server.
+    for bad in [":::", "host:port", "a:1,,b:2"] {
+        fails(&["brokers", "-z", bad], 64, "is not HOST:PORT").await;
+        fails(&["consume", "-z", bad, "-G", "g", "-t", "t"], 64, "is not HOST:PORT").await;
     }
 }

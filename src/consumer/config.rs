@@ -53,6 +53,7 @@ pub struct ConsumerBuilder {
     ack_mode: AckMode,
     ack_warning: Option<Duration>,
     reset_on_start: bool,
+    start_at: super::StartAt,
     round_wait: Duration,
 }
 
@@ -77,6 +78,7 @@ impl Default for ConsumerBuilder {
             ack_mode: AckMode::Explicit,
             ack_warning: Some(Duration::from_secs(60)),
             reset_on_start: false,
+            start_at: super::StartAt::Committed,
             round_wait: Duration::from_secs(1),
         }
     }
@@ -102,6 +104,7 @@ pub(crate) struct ConsumerConfig {
     pub ack_mode: AckMode,
     pub ack_warning: Option<Duration>,
     pub reset_on_start: bool,
+    pub start_at: super::StartAt,
     pub round_wait: Duration,
 }
 
@@ -270,6 +273,16 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Where each partition starts the first time this consumer owns it,
+    /// whatever its committed offset (kcat's `-o`); later assignments of it
+    /// resume from the committed offset. Default
+    /// [`StartAt::Committed`](super::StartAt::Committed). Start offsets an
+    /// `on_assigned` listener returns take precedence.
+    pub fn start_at(mut self, at: super::StartAt) -> Self {
+        self.start_at = at;
+        self
+    }
+
     /// Callbacks around rebalances. With a listener, a rebalance's newly
     /// owned partitions start together once it settles, after one
     /// [`on_assigned`](RebalanceListener::on_assigned) call with them all
@@ -326,6 +339,9 @@ impl ConsumerBuilder {
             Flavour::Pykafka => OffsetReset::Earliest,
             Flavour::Scala => OffsetReset::Latest,
         });
+        if self.reset_on_start && self.start_at != super::StartAt::Committed {
+            return Err(invalid("start_at", "cannot be combined with reset_offset_on_start (choose one)"));
+        }
         if self.reset_on_start && reset == OffsetReset::Error {
             return Err(invalid("reset_offset_on_start", "needs an offset_reset of earliest or latest, not error"));
         }
@@ -344,6 +360,7 @@ impl ConsumerBuilder {
             ack_mode: self.ack_mode,
             ack_warning: self.ack_warning,
             reset_on_start: self.reset_on_start,
+            start_at: self.start_at,
             round_wait: self.round_wait,
         })
     }
@@ -386,6 +403,7 @@ mod tests {
         assert_eq!(refused(base().kafka_timeout(Duration::ZERO)), "kafka_timeout");
         assert_eq!(refused(base().ack_warning(Some(Duration::ZERO))), "ack_warning");
         assert_eq!(refused(base().listener_round_wait(Duration::ZERO)), "listener_round_wait");
+        assert_eq!(refused(base().reset_offset_on_start(true).start_at(super::super::StartAt::End)), "start_at");
         assert_eq!(
             refused(base().offset_reset(OffsetReset::Error).reset_offset_on_start(true)),
             "reset_offset_on_start"

@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     pub reset: OffsetReset,
     /// Start the first assignment's partitions at the reset end.
     pub reset_on_start: bool,
+    /// Where each partition starts the first time it is owned.
+    pub start_at: super::StartAt,
+    /// The partitions started at `start_at` already.
+    pub positioned: Mutex<std::collections::HashSet<TopicPartition>>,
     pub listening: Arc<Listening>,
     /// How long a revoke waits for the messages in hand to be acknowledged.
     pub ack_wait: Duration,
@@ -49,6 +53,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Where `tp` starts if this is the first time it is owned and a start
+    /// position was asked for.
+    pub fn first_start(&self, tp: &TopicPartition) -> Option<super::StartAt> {
+        (self.start_at != super::StartAt::Committed && !self.positioned.lock().contains(tp)).then_some(self.start_at)
+    }
+
+    /// `tp` started at the asked position: later leases resume from commits.
+    pub fn positioned(&self, tp: &TopicPartition) {
+        self.positioned.lock().insert(tp.clone());
+    }
+
     /// The owned partitions' cells, copied out so the map's lock is not
     /// held while they are used.
     pub fn owned_cells(&self) -> Vec<Arc<PartitionCell>> {

@@ -16,7 +16,10 @@ pub struct Message {
     pub(crate) offset: u64,
     pub(crate) key: Option<Bytes>,
     pub(crate) payload: Option<Bytes>,
-    pub(crate) timestamp: Option<i64>,
+    pub(crate) timestamp: Option<(i64, TimestampType)>,
+    /// The broker that served it; -1 when unknown.
+    pub(crate) broker: i32,
+    pub(crate) headers: Option<Box<[Header]>>,
     /// When `recv` checked the lease and handed it over, on the lease clock.
     pub(crate) checked_at: Time,
     pub(crate) cell: Arc<PartitionCell>,
@@ -87,9 +90,26 @@ impl Message {
         self.cell.fence.session
     }
 
-    /// The timestamp in milliseconds since the epoch, if the broker set one.
+    /// The timestamp in milliseconds since the epoch, if the message has
+    /// one.
     pub fn timestamp(&self) -> Option<i64> {
-        self.timestamp
+        self.timestamp.map(|(ts, _)| ts)
+    }
+
+    /// Who set the timestamp, if the message has one.
+    pub fn timestamp_type(&self) -> Option<TimestampType> {
+        self.timestamp.map(|(_, kind)| kind)
+    }
+
+    /// The broker (the partition's leader) that served the message, when
+    /// librdkafka knows it.
+    pub fn broker(&self) -> Option<crate::ids::BrokerId> {
+        (self.broker >= 0).then_some(crate::ids::BrokerId(self.broker))
+    }
+
+    /// Its headers, in the order they were written (names may repeat).
+    pub fn headers(&self) -> &[Header] {
+        self.headers.as_deref().unwrap_or_default()
     }
 
     /// Marks the message done. Acknowledging twice is harmless; an
@@ -102,6 +122,39 @@ impl Message {
     /// What acknowledges this message after it was moved away.
     pub(crate) fn acker(&self) -> Acker {
         Acker { cell: Arc::clone(&self.cell), offset: self.offset }
+    }
+}
+
+/// Who set a message's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimestampType {
+    /// The producer (`CreateTime`).
+    Create,
+    /// The broker, when it appended the message (`LogAppendTime`).
+    LogAppend,
+}
+
+/// One header of a message: a name and a value, which may be null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    name: Box<str>,
+    value: Option<Bytes>,
+}
+
+impl Header {
+    pub(crate) fn new(name: &str, value: Option<&[u8]>) -> Self {
+        Header { name: name.into(), value: value.map(Bytes::copy_from_slice) }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value, if not null.
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
     }
 }
 

@@ -36,6 +36,11 @@ pub struct PartitionMetrics {
     /// How long the commit position has waited for its message (the
     /// oldest one not acknowledged); `None` when nothing is outstanding.
     pub oldest_unacked_for: Option<std::time::Duration>,
+    /// Whether every message up to the log end, as the last fetch that
+    /// reached it found it, was handed to the application (librdkafka's
+    /// partition EOF, so transaction markers do not hold it back). What
+    /// `zkbc consume --exit` waits for, with `outstanding == 0`.
+    pub at_end: bool,
 }
 
 /// A copy of a consumer's counters at one moment.

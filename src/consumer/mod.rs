@@ -34,6 +34,7 @@
 //! next owner starts exactly there.
 
 mod blocking;
+mod buffer;
 mod config;
 mod control;
 mod error;
@@ -60,16 +61,17 @@ pub use config::{AckMode, ConsumerBuilder};
 pub use error::ConsumerError;
 pub use handle::ConsumerHandle;
 pub use listener::{RebalanceListener, StartOffsets};
-pub use message::Message;
+pub use message::{Header, Message, TimestampType};
 pub use metrics::{ConsumerMetrics, PartitionMetrics};
 pub use notice::ConsumeError;
+pub use start::StartAt;
 
-use crate::balance::Verdict;
 use crate::coord::{AssignmentView, GroupMember};
 use crate::fetch::{FetchStats, Fetched, Fetcher, Run};
 use crate::ids::{MemberId, TopicPartition};
 use crate::kafka::{follow_brokers, ClientSettings};
 use crate::offsets::{Committer, KafkaOffsets, ZkOffsets};
+use buffer::{Ready, Wait};
 use config::ConsumerConfig;
 use control::Shared;
 use notice::Notices;
@@ -87,7 +89,7 @@ pub struct BalancedConsumer {
     /// [`AckMode::OnReceipt`].
     ack_on_receipt: bool,
     /// Runs taken from the channel: (partition, the rest of its messages).
-    pending: VecDeque<(Arc<PartitionCell>, std::vec::IntoIter<Fetched>)>,
+    pending: VecDeque<(Arc<PartitionCell>, std::vec::IntoIter<Fetched>, Option<u64>)>,
     /// Messages taken from `pending` and not yet subtracted from `buffered`
     /// (subtracted in chunks: the counter is shared with the fetch thread).
     taken: usize,
@@ -101,6 +103,10 @@ pub struct BalancedConsumer {
     /// Changes when the delivery lease or a partition's gate does.
     pulse: watch::Receiver<u64>,
     control: Option<JoinHandle<()>>,
+    /// Keeps the Kafka client's broker list current; ends with the member.
+    follow: JoinHandle<()>,
+    /// Resolves once the Kafka client is destroyed (its connections closed).
+    destroyed: Option<crate::kafka::Destroyed>,
 }
 
 impl std::fmt::Debug for BalancedConsumer {
@@ -144,9 +150,9 @@ impl BalancedConsumer {
             overrides: cfg.kafka.properties.clone(),
         };
         let (notices, notices_rx) = Notices::new();
-        let client = Arc::new(
-            crate::kafka::client(&settings, Some(notices.sink())).map_err(|e| ConsumerError::Kafka(e.to_string()))?,
-        );
+        let (client, destroyed) =
+            crate::kafka::client(&settings, Some(notices.sink())).map_err(|e| ConsumerError::Kafka(e.to_string()))?;
+        let client = Arc::new(client);
         crate::kafka::warm_up(&client, &g.named_topics(), cfg.kafka_timeout);
         let mut member = GroupMember::join(cfg.group.clone()).await?;
         let events = member.events();
@@ -171,7 +177,7 @@ impl BalancedConsumer {
         )
         .map_err(ConsumerError::Thread)?;
         let brokers = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(follow_brokers(
+        let follow = tokio::spawn(follow_brokers(
             member.sessions(),
             cfg.kafka.listener(),
             Arc::clone(&client),
@@ -187,6 +193,8 @@ impl BalancedConsumer {
             commits: commit_tx,
             reset: cfg.reset,
             reset_on_start: cfg.reset_on_start,
+            start_at: cfg.start_at,
+            positioned: Default::default(),
             listening: Arc::new(listener::Listening::new(cfg.listener.clone())),
             ack_wait: cfg.group.revoke_timeout / 2,
             notices,
@@ -230,6 +238,8 @@ impl BalancedConsumer {
             view,
             pulse,
             control: Some(control),
+            follow,
+            destroyed: Some(destroyed),
         })
     }
 
@@ -355,79 +365,6 @@ impl BalancedConsumer {
         Ok(())
     }
 
-    /// The next buffered message that may be handed over now, checked at
-    /// this instant against its partition's lease; or why there is none.
-    fn next_ready(&mut self) -> Ready {
-        loop {
-            let now = crate::coord::clock::now();
-            let verdict = match self.front() {
-                Some(cell) => cell.gate.check(now),
-                None => return Ready::Empty,
-            };
-            match verdict {
-                Verdict::Deliver => {}
-                Verdict::Ended => {
-                    // A run is one partition's: all of it goes.
-                    if let Some((_, rest)) = self.pending.pop_front() {
-                        self.taken += rest.len();
-                        self.shared.counters.dropped_revoked.fetch_add(rest.len() as u64, Ordering::Relaxed);
-                    }
-                    continue;
-                }
-                Verdict::Lapsed => return Ready::Lapsed,
-            }
-            let (cell, messages) = self.pending.front_mut().expect("front() found a message");
-            let (cell, f) = (Arc::clone(cell), messages.next().expect("front() found a message"));
-            self.taken += 1;
-            if self.taken >= 64 {
-                self.release_taken();
-            }
-            let Ok(offset) = u64::try_from(f.offset) else { continue };
-            if !cell.deliver(offset, now, self.ack_on_receipt) {
-                self.shared.counters.dropped_revoked.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let bytes = f.payload.as_ref().map_or(0, |b| b.len()) + f.key.as_ref().map_or(0, |b| b.len());
-            self.delivered.0 += 1;
-            self.delivered.1 += bytes as u64;
-            // Two uncontended relaxed stores: the exporter reads them once a
-            // second, and an application that stops calling `recv` must not
-            // leave its last messages uncounted.
-            self.probe.publish(self.delivered);
-            return Ready::Message(Message {
-                offset,
-                key: f.key,
-                payload: f.payload,
-                timestamp: f.timestamp,
-                checked_at: now,
-                cell,
-            });
-        }
-    }
-
-    /// The partition of the next fetched message, dropping spent runs.
-    fn front(&mut self) -> Option<&Arc<PartitionCell>> {
-        while self.pending.front().is_some_and(|(_, rest)| rest.len() == 0) {
-            self.pending.pop_front();
-        }
-        self.pending.front().map(|(cell, _)| cell)
-    }
-
-    fn release_taken(&mut self) {
-        if self.taken > 0 {
-            self.probe.buffered.fetch_sub(self.taken, Ordering::AcqRel);
-            self.taken = 0;
-            if self.probe.fetch_stats.paused.load(Ordering::Relaxed) {
-                self.shared.fetcher.wake();
-            }
-        }
-    }
-
-    /// Queues fetched runs behind what is pending.
-    fn queue(&mut self, runs: Vec<Run<Arc<PartitionCell>>>) {
-        self.pending.extend(runs.into_iter().map(|r| (r.tag, r.messages.into_iter())));
-    }
-
     /// The messages and errors as a `Stream`: [`recv`](Self::recv) until
     /// it returns `None`.
     pub fn stream(&mut self) -> impl futures_core::Stream<Item = Result<Message, ConsumeError>> + '_ {
@@ -490,9 +427,22 @@ impl BalancedConsumer {
         }
         let shared = Arc::clone(&self.shared);
         let _ = tokio::task::spawn_blocking(move || shared.fetcher.stop()).await;
+        // Once this returns, the consumer is gone from the cluster too: its
+        // Kafka connections are closed (unless a handle keeps the client),
+        // so a cluster shut down next sees no client of ours reconnecting.
+        self.follow.abort();
+        let destroyed = self.destroyed.take();
+        let shared = Arc::downgrade(&self.shared);
+        drop(self);
+        if let Some(destroyed) = destroyed.filter(|_| shared.strong_count() == 0) {
+            let _ = tokio::time::timeout(CLOSE_WAIT, destroyed).await;
+        }
         Ok(())
     }
 }
+
+/// Longest wait in `stop` for the Kafka client to close its connections.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for BalancedConsumer {
     /// Without [`BalancedConsumer::stop`] the member still leaves (its group
@@ -501,20 +451,4 @@ impl Drop for BalancedConsumer {
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.fetcher.stop_soon();
     }
-}
-
-/// What `recv` waits for when nothing can be handed over now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    Batch,
-    Pulse,
-}
-
-/// What the buffer holds for the application at this instant.
-enum Ready {
-    Message(Message),
-    /// Nothing buffered: wait for the fetcher.
-    Empty,
-    /// The front partition's lease has lapsed: wait for a renewal or loss.
-    Lapsed,
 }

@@ -38,6 +38,9 @@ struct State {
     held_since: Option<Time>,
     /// The position last reported as overdue (reported once).
     overdue_reported: Option<u64>,
+    /// Where the last fetch that reached the log end found it, once every
+    /// message before it was handed over.
+    end: Option<u64>,
 }
 
 /// Shared by the fetcher's tags, the messages and the partition's task.
@@ -64,6 +67,7 @@ impl PartitionCell {
             committed: start,
             held_since: None,
             overdue_reported: None,
+            end: None,
         };
         PartitionCell {
             tp: lease.topic_partition().clone(),
@@ -91,6 +95,7 @@ impl PartitionCell {
                 committed: None,
                 held_since: None,
                 overdue_reported: None,
+                end: None,
             }),
             idle: Notify::new(),
             counters: Arc::clone(&self.counters),
@@ -229,6 +234,19 @@ impl PartitionCell {
     }
 
     /// (committed, position): the last commit, and the low watermark.
+    /// Every message before `end`, where a fetch found the log's end, was
+    /// handed over.
+    pub fn reached_end(&self, end: u64) {
+        self.state.lock().end = Some(end);
+    }
+
+    /// Whether nothing was delivered past the log end last reached: the
+    /// partition is drained as of that fetch.
+    pub fn at_end(&self) -> bool {
+        let s = self.state.lock();
+        s.end.is_some_and(|end| s.window.as_ref().is_none_or(|w| end >= w.next()))
+    }
+
     pub fn offsets(&self) -> (Option<u64>, Option<u64>) {
         let s = self.state.lock();
         (s.committed, s.window.as_ref().map(AckWindow::low_watermark))

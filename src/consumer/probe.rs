@@ -63,6 +63,7 @@ impl Probe {
                     lag,
                     outstanding,
                     oldest_unacked_for,
+                    at_end: c.at_end(),
                 }
             })
             .collect();

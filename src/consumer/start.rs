@@ -20,6 +20,51 @@ use crate::fetch::Fetcher;
 use crate::ids::TopicPartition;
 use crate::offsets::OffsetReset;
 
+/// Where a partition starts the first time this consumer owns it
+/// ([`ConsumerBuilder::start_at`](super::ConsumerBuilder::start_at)); later
+/// assignments of it resume from the committed offset. Positions past the
+/// log's ends are clamped to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartAt {
+    /// The committed offset (the reset policy without one): the default.
+    #[default]
+    Committed,
+    /// The oldest retained offset.
+    Beginning,
+    /// The log end: only messages produced from now on.
+    End,
+    /// This offset.
+    Offset(u64),
+    /// This many messages before the log end.
+    FromEnd(u64),
+    /// The first message at or after this time (ms since the epoch), or the
+    /// log end.
+    Timestamp(i64),
+}
+
+/// Resolves `at` for `tp` with the broker's watermarks.
+async fn position(shared: &Shared, tp: &TopicPartition, at: StartAt) -> Result<u64, crate::offsets::OffsetError> {
+    let kafka = &shared.committer.kafka;
+    let (topic, p) = (tp.topic.as_str(), tp.partition.0);
+    let failed = |e: rdkafka::error::KafkaError| crate::offsets::OffsetError::Kafka {
+        op: "offset lookup",
+        tp: tp.clone(),
+        reason: e.to_string(),
+    };
+    let (low, high) = crate::kafka::watermarks(&kafka.client, topic, p, kafka.timeout).await.map_err(failed)?;
+    Ok(match at {
+        StartAt::Committed | StartAt::Beginning => low,
+        StartAt::End => high,
+        StartAt::Offset(o) => o.clamp(low, high),
+        StartAt::FromEnd(n) => high.saturating_sub(n).max(low),
+        StartAt::Timestamp(ms) => crate::kafka::offset_for_time(&kafka.client, topic, p, ms, kafka.timeout)
+            .await
+            .map_err(failed)?
+            .map_or(high, |o| o.clamp(low, high)),
+    })
+}
+
 /// What the fetcher is told for one partition.
 pub(crate) type Start = (TopicPartition, Offset, Arc<PartitionCell>);
 
@@ -35,6 +80,25 @@ pub(crate) async fn find(
     place: &mut Place,
     reset: bool,
 ) -> Option<(Option<u64>, Offset)> {
+    if let Some(at) = shared.first_start(tp) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match position(shared, tp, at).await {
+                Ok(o) => {
+                    tracing::info!(%tp, ?at, offset = o, "starts where asked: the committed offset is ignored");
+                    shared.positioned(tp);
+                    return Some((Some(o), Offset::Offset(o as i64)));
+                }
+                Err(e) => {
+                    place.defer();
+                    tracing::warn!(%tp, error = %e, "cannot resolve the start position; retrying");
+                    shared.notices.post(super::ConsumeError::StartOffset { partition: tp.clone(), source: e });
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
     if reset && shared.reset != OffsetReset::Error {
         tracing::info!(%tp, policy = ?shared.reset, "reset on start: the committed offset is ignored");
         return Some((None, reset_offset(shared, tp).await));

@@ -364,12 +364,7 @@ impl GroupBuilder {
     pub fn build(self) -> Result<GroupConfig, CoordError> {
         let zookeeper =
             self.zookeeper.filter(|z| !z.trim().is_empty()).ok_or_else(|| invalid("zookeeper", "required"))?;
-        if let Some(slash) = zookeeper.find('/') {
-            let chroot = &zookeeper[slash..];
-            if chroot.len() > 1 && (chroot.ends_with('/') || chroot.contains("//")) {
-                return Err(invalid("zookeeper", format!("bad chroot {chroot:?}")));
-            }
-        }
+        super::connect::check(&zookeeper)?;
         self.access.validate()?;
         let group = GroupId::new(self.group.ok_or_else(|| invalid("group", "required"))?)
             .map_err(|e| invalid("group", e.to_string()))?;

@@ -355,7 +355,9 @@ impl Driver {
         if self.session_lease.publish(self.machine.lease_until()) || gates_end {
             self.pulse.send_modify(|p| *p += 1);
         }
-        if self.machine.is_settled() || self.machine.is_stopped() {
+        let settled = self.machine.is_settled();
+        self.view.send_if_modified(|v| std::mem::replace(&mut v.settled, settled) != settled);
+        if settled || self.machine.is_stopped() {
             if let Some((started, span)) = self.rebalance.take() {
                 let took = started.elapsed();
                 self.metrics.rebalances.record(took);

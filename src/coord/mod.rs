@@ -34,6 +34,7 @@ mod cache;
 mod client;
 pub(crate) mod clock;
 mod config;
+mod connect;
 mod driver;
 mod lease;
 pub(crate) mod zk;
@@ -51,6 +52,7 @@ use zookeeper_client::Client;
 pub use access::{AccessError, AclPolicy, Secret, ZkAccess, ZkSasl, ZkTls};
 pub use client::ZkClient;
 pub use config::{GroupBuilder, GroupConfig};
+pub(crate) use connect::{connect, connect_checked};
 pub use lease::{Ending, Fence, Lease};
 
 use crate::balance::{BalanceError, Balancer, ConfigError, Unreadable};
@@ -65,7 +67,8 @@ pub enum CoordError {
     Config(#[from] ConfigError),
     /// No ZooKeeper server answered in time.
     #[error(
-        "ZooKeeper at {connect} is unreachable (waited {waited:?}){}",
+        "ZooKeeper at {connect} is unreachable (waited {:.1} s){}",
+        waited.as_secs_f64(),
         if *tls { "; over TLS: is it the server's TLS port, and does the CA given sign its certificate?" } else { "" }
     )]
     Unreachable {
@@ -172,6 +175,9 @@ pub struct AssignmentView {
     pub partitions: BTreeSet<TopicPartition>,
     /// Whether delivery is suspended: the delivery lease ran out.
     pub suspended: bool,
+    /// Whether the member is at rest: joined, and no group read, claim or
+    /// release under way (false while joining and during a rebalance).
+    pub settled: bool,
     /// The member znodes the rebalance waits for (empty unless blocked).
     pub blocked_by: Vec<Unreadable>,
 }
@@ -303,43 +309,6 @@ impl Metrics {
             unreadable_left_out: get(&self.unreadable_left_out),
             session_expirations: get(&self.session_expirations),
         }
-    }
-}
-
-/// Connects with a bound on the wait.
-pub(crate) async fn connect(
-    connect: &str,
-    access: &ZkAccess,
-    session_timeout: Duration,
-    within: Duration,
-) -> Result<Client, CoordError> {
-    use zookeeper_client::Error as E;
-    match tokio::time::timeout(within, access.connect(connect, session_timeout)).await {
-        Ok(Ok(zk)) => Ok(zk),
-        Ok(Err(E::Timeout | E::NoHosts)) | Err(_) => {
-            Err(CoordError::Unreachable { connect: connect.to_owned(), waited: within, tls: access.uses_tls() })
-        }
-        Ok(Err(e @ (E::AuthFailed | E::NoAuth))) => {
-            Err(CoordError::AuthFailed { connect: connect.to_owned(), reason: e.to_string() })
-        }
-        Ok(Err(source)) => Err(zk::call("connect", connect)(source).into()),
-    }
-}
-
-/// Connects with a bound on the wait and checks the chroot exists.
-pub(crate) async fn connect_checked(
-    connect_string: &str,
-    access: &ZkAccess,
-    session_timeout: Duration,
-    within: Duration,
-) -> Result<Client, CoordError> {
-    let zk = connect(connect_string, access, session_timeout, within).await?;
-    match zk.check_stat("/").await {
-        Ok(Some(_)) => Ok(zk),
-        Ok(None) | Err(zookeeper_client::Error::NoNode) => {
-            Err(CoordError::BadChroot { connect: connect_string.to_owned() })
-        }
-        Err(source) => Err(zk::call("check the chroot", connect_string)(source).into()),
     }
 }
 

@@ -36,6 +36,9 @@ use crate::kafka::KafkaClient;
 pub(crate) struct Run<T> {
     pub tag: T,
     pub messages: Vec<Fetched>,
+    /// The fetch reached the partition's end (this offset) right after
+    /// these messages (librdkafka's partition EOF).
+    pub end: Option<u64>,
 }
 
 /// One message as fetched.
@@ -46,7 +49,11 @@ pub(crate) struct Fetched {
     /// message, and freed by whichever thread drops the last message.
     pub key: Option<Bytes>,
     pub payload: Option<Bytes>,
-    pub timestamp: Option<i64>,
+    pub timestamp: Option<(i64, crate::consumer::TimestampType)>,
+    /// The broker that served it; -1 when unknown.
+    pub broker: i32,
+    /// Its headers; `None` (no allocation) without any.
+    pub headers: Option<Box<[crate::consumer::Header]>>,
 }
 
 pub(crate) enum Command<T> {
@@ -336,38 +343,51 @@ impl<T: Clone + Send + 'static> Worker<T> {
             })
         };
         let stats = &self.stats;
-        self.queue.take(
-            room,
-            POLL,
-            |m| {
+        self.queue.take(room, POLL, |taken| match taken {
+            ffi::Taken::Message(m) => {
                 // A message of a partition unassigned meanwhile is dropped.
                 let Some((tag, id)) = self.tag(m.topic, m.partition) else { return };
-                if id != current || runs.is_empty() {
-                    runs.push(Run { tag: tag.clone(), messages: Vec::new() });
+                if id != current || runs.is_empty() || runs.last().is_some_and(|r| r.end.is_some()) {
+                    runs.push(Run { tag: tag.clone(), messages: Vec::new(), end: None });
                     current = id;
                 }
                 spans.push((copy(m.key, &mut buf), copy(m.payload, &mut buf)));
+                let headers = (!m.headers.is_empty()).then(|| {
+                    m.headers.iter().map(|(name, value)| crate::consumer::Header::new(name, *value)).collect()
+                });
                 runs.last_mut().expect("pushed above").messages.push(Fetched {
                     offset: m.offset,
                     key: None,
                     payload: None,
                     timestamp: m.timestamp,
+                    broker: m.broker,
+                    headers,
                 });
-            },
-            |e| {
+            }
+            ffi::Taken::Error(e) if e.code == rdkafka::types::RDKafkaErrorCode::PartitionEOF => {
+                // Not an error: the end, after the messages before it.
+                let Some(topic) = e.topic else { return };
+                let Some((tag, id)) = self.tag(topic, e.partition) else { return };
+                let end = u64::try_from(e.offset).ok();
+                match runs.last_mut() {
+                    Some(run) if id == current && run.end.is_none() => run.end = end,
+                    _ => {
+                        runs.push(Run { tag: tag.clone(), messages: Vec::new(), end });
+                        current = id;
+                    }
+                }
+            }
+            ffi::Taken::Error(e) => {
                 stats.fetch_errors.fetch_add(1, Ordering::Relaxed);
                 let partition = e
                     .topic
                     .and_then(|t| crate::ids::TopicName::new(t).ok())
                     .map(|t| TopicPartition::new(t, e.partition));
                 let failure = FetchFailure { partition, code: format!("{:?}", e.code), reason: e.reason.to_owned() };
-                // Partition EOF is not an error (and is off by default).
-                if e.code != rdkafka::types::RDKafkaErrorCode::PartitionEOF {
-                    tracing::warn!(tp = ?failure.partition, code = %failure.code, "fetch error: {}", failure.reason);
-                    (self.on_error)(failure);
-                }
-            },
-        );
+                tracing::warn!(tp = ?failure.partition, code = %failure.code, "fetch error: {}", failure.reason);
+                (self.on_error)(failure);
+            }
+        });
         let buf = buf.freeze();
         for (f, (key, payload)) in runs.iter_mut().flat_map(|r| r.messages.iter_mut()).zip(spans) {
             f.key = key.map(|(a, b)| buf.slice(a..b));

@@ -30,9 +30,14 @@ pub struct GroupSummary {
 
 /// One member.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemberInfo {
     /// Its id.
     pub id: String,
+    /// Its host, when its id tells.
+    pub host: Option<String>,
+    /// How many partitions it owns.
+    pub partitions: usize,
     /// `pykafka` or `scala`; `unknown` when its registration cannot be read.
     pub flavour: String,
     /// What it subscribes to, as it registered (the raw payload, escaped,
@@ -44,6 +49,7 @@ pub struct MemberInfo {
 
 /// One partition of a group's topic.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionRow {
     /// Topic.
     pub topic: String,
@@ -52,6 +58,12 @@ pub struct PartitionRow {
     /// Its owner znode's payload, as written (ownership is the znode's
     /// existence; clients spell the owner differently).
     pub owner: Option<String>,
+    /// The owning member's id, read from the payload (Scala's
+    /// `<member>-<thread>`, pykafka's and kafka-node's bare id).
+    pub consumer_id: Option<String>,
+    /// The owning member's host, when its id tells (pykafka's
+    /// `<host>:<uuid>`, Scala's `<group>_<host>-<ms>-<hex>`).
+    pub host: Option<String>,
     /// The committed offset (next to consume).
     pub committed: Option<u64>,
     /// The log end offset.
@@ -71,6 +83,7 @@ pub struct ZnodeProblem {
 
 /// A group as `zkbc group describe` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupDescription {
     /// The group.
     pub group: String,
@@ -81,6 +94,9 @@ pub struct GroupDescription {
     pub partitions: Vec<PartitionRow>,
     /// Znodes that cannot be used, with the reason.
     pub problems: Vec<ZnodeProblem>,
+    /// Why log ends, lag and Kafka-stored offsets are missing, when Kafka
+    /// did not answer (the ZooKeeper side is shown all the same).
+    pub kafka_unavailable: Option<String>,
 }
 
 /// Bytes as text: UTF-8 as is, anything else escaped, long payloads cut.
@@ -97,6 +113,35 @@ fn subscription_text(s: &Subscription) -> String {
         Subscription::Static(ts) => ts.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(","),
         Subscription::Whitelist { regex, streams } => format!("white_list {regex} ×{streams}"),
         Subscription::Blacklist { regex, streams } => format!("black_list {regex} ×{streams}"),
+    }
+}
+
+/// The host a member id names: pykafka's `<host>:<uuid4>`, Scala's
+/// `<group>_<host>-<ms>-<8 hex>`; kafka-node's `<group>_<uuid4>` names none.
+pub(crate) fn host_of(group: &GroupId, member: &str) -> Option<String> {
+    if let Some((host, id)) = member.rsplit_once(':') {
+        return (uuid::Uuid::parse_str(id).is_ok() && !host.is_empty()).then(|| host.to_owned());
+    }
+    let rest = member.strip_prefix(group.as_str())?.strip_prefix('_')?;
+    let (rest, hex) = rest.rsplit_once('-')?;
+    let (host, ms) = rest.rsplit_once('-')?;
+    let scala = hex.len() == 8
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && !ms.is_empty()
+        && ms.bytes().all(|b| b.is_ascii_digit());
+    (scala && !host.is_empty()).then(|| host.to_owned())
+}
+
+/// The member an owner payload names: the payload itself when it is a
+/// member's id (pykafka, kafka-node), else the part before Scala's
+/// `-<thread>` suffix.
+pub(super) fn consumer_of(payload: &str, is_member: impl Fn(&str) -> bool) -> String {
+    if is_member(payload) {
+        return payload.to_owned();
+    }
+    match payload.rsplit_once('-') {
+        Some((member, thread)) if !thread.is_empty() && thread.bytes().all(|b| b.is_ascii_digit()) => member.to_owned(),
+        _ => payload.to_owned(),
     }
 }
 
@@ -117,7 +162,8 @@ fn members_of(group: &GroupId, read: &GroupRead) -> Vec<MemberInfo> {
             // Readable, but not usable in this group (the other flavour, a
             // filter that does not compile).
             let problem = problem.or_else(|| unreadable.get(id.as_str()).map(|r| r.to_string()));
-            MemberInfo { id: id.clone(), flavour: flavour.into(), subscription, problem }
+            let host = host_of(group, id);
+            MemberInfo { id: id.clone(), host, partitions: 0, flavour: flavour.into(), subscription, problem }
         })
         .collect()
 }
@@ -137,7 +183,7 @@ pub async fn list_groups(zk: &ZkClient) -> Result<Vec<GroupSummary>, InspectErro
 
 /// An owner znode's partition: its name in either layout (they never
 /// collide: Scala's is a bare number, pykafka's `<leader>-<partition>`).
-fn owner_partition(flavour: Flavour, dir: &str, name: &str) -> Option<PartitionId> {
+pub(super) fn owner_partition(flavour: Flavour, dir: &str, name: &str) -> Option<PartitionId> {
     let other = match flavour {
         Flavour::Pykafka => Flavour::Scala,
         Flavour::Scala => Flavour::Pykafka,
@@ -186,7 +232,7 @@ async fn owners(
     Ok(out)
 }
 
-async fn zk_committed(
+pub(super) async fn zk_committed(
     zk: &Client,
     group: &GroupId,
     topic: &TopicName,
@@ -209,7 +255,10 @@ async fn zk_committed(
 /// Describes `group`: members, every partition of its topics with owner,
 /// committed offset (from `storage`; the larger in dual mode), log end and
 /// lag, and the znodes that cannot be used. `kafka` is needed for
-/// Kafka-stored offsets and log ends.
+/// Kafka-stored offsets and log ends. The topics shown are those the
+/// members subscribe to, own or have ZooKeeper offsets for, and `topics`:
+/// a group without members that commits to Kafka leaves no trace of its
+/// topics in ZooKeeper, so they are named.
 ///
 /// # Errors
 /// [`InspectError::UnknownGroup`] without `/consumers/<group>`;
@@ -221,7 +270,12 @@ pub async fn describe_group(
     group: &str,
     storage: OffsetStorage,
     kafka: Option<&KafkaSide>,
+    topics: &[String],
 ) -> Result<GroupDescription, InspectError> {
+    let named: Vec<TopicName> = topics
+        .iter()
+        .map(|t| TopicName::new(t.as_str()).map_err(|e| InspectError::BadName(e.to_string())))
+        .collect::<Result<_, _>>()?;
     let zk = zk.raw();
     let g = group_id(group)?;
     require_group(zk, &g).await?;
@@ -237,6 +291,10 @@ pub async fn describe_group(
     let mut topics: BTreeSet<TopicName> =
         read.snapshot.shape.members.values().flat_map(|s| s.keys().cloned()).collect();
     topics.extend(owners.keys().map(|(t, _)| t.clone()));
+    if let Some(t) = named.iter().find(|t| !view.topics.contains_key(*t)) {
+        return Err(InspectError::UnknownTopic(t.to_string()));
+    }
+    topics.extend(named);
     let offsets_dir = format!("{}/offsets", layout::group(&g));
     for child in children(zk, &offsets_dir).await? {
         if let Ok((t, _)) = TopicSpelling::parse_dir_name(&offsets_dir, &child) {
@@ -252,28 +310,47 @@ pub async fn describe_group(
             });
         }
     }
+    let mut members = members;
     let mut partitions = Vec::new();
+    // The first Kafka request that fails turns Kafka off for the rest: one
+    // timeout, not one per partition.
+    let mut kafka = kafka;
+    let mut kafka_unavailable = None;
     for topic in topics.iter().filter(|t| view.topics.contains_key(*t)) {
         for p in view.topics[topic].keys() {
             let from_zk = match storage {
                 OffsetStorage::Kafka => None,
                 _ => zk_committed(zk, &g, topic, *p, &mut problems).await?,
             };
-            let (from_kafka, log_end) = match kafka {
-                Some(k) => (
-                    match storage {
+            let (mut from_kafka, mut log_end) = (None, None);
+            if let Some(k) = kafka {
+                let asked = async {
+                    let committed = match storage {
                         OffsetStorage::Zookeeper => None,
                         _ => k.committed(topic.as_str(), p.0).await?,
-                    },
-                    Some(k.watermarks(topic.as_str(), p.0).await?.1),
-                ),
-                None => (None, None),
-            };
+                    };
+                    Ok::<_, InspectError>((committed, k.watermarks(topic.as_str(), p.0).await?.1))
+                };
+                match asked.await {
+                    Ok((c, end)) => (from_kafka, log_end) = (c, Some(end)),
+                    Err(e) => {
+                        kafka_unavailable = Some(e.to_string());
+                        kafka = None;
+                    }
+                }
+            }
             let committed = from_zk.max(from_kafka);
+            let owner = owners.get(&(topic.clone(), p.0)).map(|(_, payload)| payload.clone());
+            let consumer_id = owner.as_deref().map(|o| consumer_of(o, |id| members.iter().any(|m| m.id == id)));
+            if let Some(m) = members.iter_mut().find(|m| Some(&m.id) == consumer_id.as_ref()) {
+                m.partitions += 1;
+            }
             partitions.push(PartitionRow {
                 topic: topic.to_string(),
                 partition: p.0,
-                owner: owners.get(&(topic.clone(), p.0)).map(|(_, payload)| payload.clone()),
+                host: consumer_id.as_deref().and_then(|c| host_of(&g, c)),
+                owner,
+                consumer_id,
                 committed,
                 log_end,
                 lag: log_end.zip(committed).map(|(e, c)| e.saturating_sub(c)),
@@ -282,5 +359,5 @@ pub async fn describe_group(
     }
     problems.sort();
     problems.dedup();
-    Ok(GroupDescription { group: group.to_owned(), members, partitions, problems })
+    Ok(GroupDescription { group: group.to_owned(), members, partitions, problems, kafka_unavailable })
 }

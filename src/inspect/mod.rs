@@ -7,29 +7,34 @@
 //! client's rules, one for a partition that does not exist) are listed with
 //! the reason, beside the rest of the table, never instead of it.
 
+mod delete;
 mod describe;
+mod reset;
+mod watch;
 
+pub use delete::{delete_group, Deleted};
 pub use describe::{
     describe_group, list_groups, GroupDescription, GroupSummary, MemberInfo, PartitionRow, ZnodeProblem,
 };
+pub use reset::{apply_reset, plan_reset, PlanRow, ResetPlan, ResetTarget, TopicSelection};
+pub use watch::{watch_group, GroupChange, GroupWatch};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+use zookeeper_client::{Client, Error as ZkError};
 
 use crate::cluster::{self, ClusterView};
 use crate::coord::zk::call as zk_call;
 use crate::coord::zk::Watching;
 use crate::coord::{CoordError, ZkClient};
-use crate::ids::{GroupId, PartitionId, TopicName};
+use crate::ids::GroupId;
 use crate::kafka::{ClientSettings, KafkaClient};
 use crate::kafka_access::KafkaAccess;
-use crate::offsets::OffsetStorage;
 use crate::protocol::{GroupRead, ReadGroup};
-use crate::znode::{layout, Codec, ZkOffset, ZnodeError};
+use crate::znode::{layout, ZnodeError};
 
 /// Why an inspection failed.
 #[derive(Debug, Error)]
@@ -55,9 +60,11 @@ pub enum InspectError {
     /// Kafka failed a request, or no broker is registered.
     #[error("Kafka: {0}")]
     Kafka(String),
-    /// Members are active: resetting would race them.
-    #[error("group {group} has {members} active member(s); stop them first or pass --force")]
+    /// Members are active: resetting or deleting would race them.
+    #[error("group {group} has {members} active member(s); stop them first{}", if *forceable { " or pass --force" } else { "" })]
     Active {
+        /// Whether `--force` would go ahead anyway.
+        forceable: bool,
         /// The group.
         group: String,
         /// How many.
@@ -145,7 +152,7 @@ impl KafkaSide {
             reset: crate::offsets::OffsetReset::Earliest,
             overrides,
         };
-        let client = crate::kafka::client(&settings, None).map_err(kafka_err)?;
+        let (client, _) = crate::kafka::client(&settings, None).map_err(kafka_err)?;
         Ok(KafkaSide { client: Arc::new(client), timeout })
     }
 
@@ -176,72 +183,4 @@ impl KafkaSide {
         let offsets: Vec<(i32, u64)> = offsets.iter().map(|(p, o)| (*p, *o)).collect();
         crate::kafka::commit(&self.client, topic, &offsets).await.map_err(kafka_err)
     }
-}
-
-/// Where `zkbc offsets reset` moves a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetTarget {
-    /// The oldest retained offset.
-    Earliest,
-    /// The log end.
-    Latest,
-    /// An explicit offset (clamped to the retained range).
-    Offset(u64),
-    /// The first message at or after a time, ms since the epoch.
-    Timestamp(i64),
-}
-
-/// Moves the committed offsets of every partition of `topic` for `group`;
-/// refuses while members are registered unless `force`. Returns the new
-/// offsets.
-pub async fn reset_offsets(
-    zk: &ZkClient,
-    kafka: &KafkaSide,
-    group: &str,
-    topic: &str,
-    target: ResetTarget,
-    storage: OffsetStorage,
-    force: bool,
-) -> Result<BTreeMap<i32, u64>, InspectError> {
-    let zk = zk.raw();
-    let g = group_id(group)?;
-    let t = TopicName::new(topic).map_err(|e| InspectError::BadName(e.to_string()))?;
-    require_group(zk, &g).await?;
-    let view = cluster::read_all(zk).await?;
-    let parts = view.topics.get(&t).ok_or_else(|| InspectError::UnknownTopic(topic.to_owned()))?;
-    let active = children(zk, &layout::members(&g)).await?.len();
-    if active > 0 && !force {
-        return Err(InspectError::Active { group: group.to_owned(), members: active });
-    }
-    let mut offsets = BTreeMap::new();
-    for p in parts.keys() {
-        let (lo, hi) = kafka.watermarks(topic, p.0).await?;
-        let o = match target {
-            ResetTarget::Earliest => lo,
-            ResetTarget::Latest => hi,
-            ResetTarget::Offset(o) => o.clamp(lo, hi),
-            ResetTarget::Timestamp(ts) => kafka.offset_for_time(topic, p.0, ts).await?.unwrap_or(hi),
-        };
-        offsets.insert(p.0, o);
-    }
-    if storage != OffsetStorage::Kafka {
-        let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
-        let dir = layout::offsets_dir(&g, &t);
-        zk.mkdir(&dir, &persistent).await.map_err(zk_err("mkdir", &dir))?;
-        for (p, o) in &offsets {
-            let path = layout::offset(&g, &t, PartitionId(*p));
-            let payload = ZkOffset(*o).encode();
-            match zk.set_data(&path, &payload, None).await {
-                Ok(_) => {}
-                Err(ZkError::NoNode) => {
-                    zk.create(&path, &payload, &persistent).await.map_err(zk_err("create", &path))?;
-                }
-                Err(e) => return Err(zk_err("set", &path)(e)),
-            }
-        }
-    }
-    if storage != OffsetStorage::Zookeeper {
-        kafka.commit(topic, &offsets).await?;
-    }
-    Ok(offsets)
 }

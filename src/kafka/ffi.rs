@@ -32,14 +32,54 @@ pub(crate) struct Raw<'a> {
     pub offset: i64,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
-    pub timestamp: Option<i64>,
+    pub timestamp: Option<(i64, crate::consumer::TimestampType)>,
+    /// The broker that served it; -1 when unknown.
+    pub broker: i32,
+    /// Its headers, in order; empty (no allocation) without any.
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+/// What a batch read hands over, one at a time.
+pub(crate) enum Taken<'a> {
+    Message(Raw<'a>),
+    Error(RawError<'a>),
+}
+
+/// The headers of `m`, borrowed for the message's lifetime.
+///
+/// # Safety
+/// `m` must be a valid message that outlives `'a`.
+unsafe fn headers<'a>(m: *mut rdsys::rd_kafka_message_t) -> Vec<(&'a str, Option<&'a [u8]>)> {
+    let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `m` is valid; librdkafka fills `hdrs` or reports there are none.
+    if unsafe { rdsys::rd_kafka_message_headers(m, &mut hdrs) }
+        != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        || hdrs.is_null()
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for idx in 0.. {
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+        // SAFETY: `hdrs` belongs to `m`; the pointers it yields live as long.
+        let err = unsafe { rdsys::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            break;
+        }
+        // SAFETY: a NUL-terminated name, and `size` bytes at `value`.
+        let name = unsafe { CStr::from_ptr(name) }.to_str().unwrap_or("");
+        out.push((name, unsafe { bytes(value as *mut std::ffi::c_void, size) }));
+    }
+    out
 }
 
 /// An error librdkafka put on the consumer queue: of one partition when
 /// `topic` is set, else of the client (a broker down, all brokers down).
+/// A partition's end (`PartitionEOF`) comes this way too, at `offset`.
 pub(crate) struct RawError<'a> {
     pub topic: Option<&'a str>,
     pub partition: i32,
+    pub offset: i64,
     pub code: rdkafka::types::RDKafkaErrorCode,
     pub reason: &'a str,
 }
@@ -63,15 +103,9 @@ impl ConsumerQueue {
     }
 
     /// Takes up to `max` messages, waiting at most `wait` for the first;
-    /// calls `visit` for each (or `error` for an error message). Returns how
-    /// many messages (of either kind) were taken.
-    pub fn take(
-        &self,
-        max: usize,
-        wait: Duration,
-        mut visit: impl FnMut(Raw<'_>),
-        mut error: impl FnMut(RawError<'_>),
-    ) -> usize {
+    /// calls `visit` for each, in queue order. Returns how many messages
+    /// (of either kind) were taken.
+    pub fn take(&self, max: usize, wait: Duration, mut visit: impl FnMut(Taken<'_>)) -> usize {
         if self.queue.is_null() || max == 0 {
             return 0;
         }
@@ -109,19 +143,33 @@ impl ConsumerQueue {
                 if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                     let reason = CStr::from_ptr(rdsys::rd_kafka_message_errstr(m)).to_string_lossy();
                     let code: rdkafka::types::RDKafkaErrorCode = msg.err.into();
-                    error(RawError { topic, partition: msg.partition, code, reason: &reason });
+                    visit(Taken::Error(RawError {
+                        topic,
+                        partition: msg.partition,
+                        offset: msg.offset,
+                        code,
+                        reason: &reason,
+                    }));
                 } else {
-                    let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+                    use crate::consumer::TimestampType;
+                    use rdsys::rd_kafka_timestamp_type_t as Kind;
+                    let mut kind = Kind::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
                     let ts = rdsys::rd_kafka_message_timestamp(m, &mut kind);
-                    visit(Raw {
+                    let timestamp = match kind {
+                        Kind::RD_KAFKA_TIMESTAMP_CREATE_TIME => Some((ts, TimestampType::Create)),
+                        Kind::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => Some((ts, TimestampType::LogAppend)),
+                        Kind::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE => None,
+                    };
+                    visit(Taken::Message(Raw {
                         topic: topic.unwrap_or(""),
                         partition: msg.partition,
                         offset: msg.offset,
                         key: bytes(msg.key, msg.key_len),
                         payload: bytes(msg.payload, msg.len),
-                        timestamp: (kind != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
-                            .then_some(ts),
-                    });
+                        timestamp,
+                        broker: rdsys::rd_kafka_message_broker_id(m),
+                        headers: headers(m),
+                    }));
                 }
                 rdsys::rd_kafka_message_destroy(m);
             }

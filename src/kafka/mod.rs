@@ -33,7 +33,13 @@ pub(crate) type ErrorSink = Arc<dyn Fn(crate::fetch::FetchFailure) + Send + Sync
 #[derive(Default)]
 pub struct KafkaContext {
     on_error: Option<ErrorSink>,
+    /// Dropped with the context, once librdkafka destroyed the client and
+    /// closed its connections.
+    _destroyed: Option<tokio::sync::oneshot::Sender<()>>,
 }
+
+/// Resolves once the client it was made with is destroyed.
+pub(crate) type Destroyed = tokio::sync::oneshot::Receiver<()>;
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -77,7 +83,7 @@ pub(crate) struct ClientSettings {
     pub overrides: Vec<(String, String)>,
 }
 
-pub(crate) fn client(s: &ClientSettings, on_error: Option<ErrorSink>) -> Result<KafkaClient, KafkaError> {
+pub(crate) fn client(s: &ClientSettings, on_error: Option<ErrorSink>) -> Result<(KafkaClient, Destroyed), KafkaError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &s.bootstrap)
         // Needed for OffsetCommit/OffsetFetch; no Kafka group membership is
@@ -85,6 +91,10 @@ pub(crate) fn client(s: &ClientSettings, on_error: Option<ErrorSink>) -> Result<
         .set("group.id", s.group.as_str())
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // A partition's end is an event in the fetch stream, after the
+        // messages before it: what tells the consumer a partition is
+        // drained (`PartitionMetrics::at_end`), control records included.
+        .set("enable.partition.eof", "true")
         .set(
             "auto.offset.reset",
             match s.reset {
@@ -111,7 +121,8 @@ pub(crate) fn client(s: &ClientSettings, on_error: Option<ErrorSink>) -> Result<
     for (k, v) in &s.overrides {
         cfg.set(k, v);
     }
-    cfg.create_with_context(KafkaContext { on_error })
+    let (tx, destroyed) = tokio::sync::oneshot::channel();
+    Ok((cfg.create_with_context(KafkaContext { on_error, _destroyed: Some(tx) })?, destroyed))
 }
 
 /// Runs a blocking librdkafka request off the async workers.

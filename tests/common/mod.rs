@@ -61,6 +61,8 @@ pub fn free_addr() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr")
 }
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod consumer;
 pub mod group;
 pub mod peer_process;

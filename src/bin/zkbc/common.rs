@@ -11,23 +11,37 @@ use crate::security::ZkSecurity;
 #[derive(clap::Args, Clone)]
 pub struct ZkArgs {
     /// ZooKeeper: `HOST:PORT[,HOST:PORT...][/chroot]`.
-    #[arg(long)]
+    #[arg(short = 'z', long, env = "ZKB_ZOOKEEPER", value_name = "CONNECT")]
     pub zookeeper: String,
-    /// Longest wait for ZooKeeper (and for each Kafka request), ms.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout_ms: u64,
+    /// Longest wait for ZooKeeper, and for each Kafka request (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    pub timeout: Duration,
     #[command(flatten)]
     pub security: ZkSecurity,
 }
 
+/// A positive duration as humans write it: `10s`, `500ms`, `1m`.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 10s, 500ms)"))?;
+    if d.is_zero() {
+        return Err("must be positive".into());
+    }
+    Ok(d)
+}
+
 impl ZkArgs {
     pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
+        self.timeout
     }
 
     pub async fn connect(&self) -> Result<zkbalance::coord::ZkClient, CliError> {
         Ok(zkbalance::inspect::connect(&self.zookeeper, &self.security.access()?, self.timeout()).await?)
     }
+}
+
+/// Prints a warning line on stderr, in the form every error line has.
+pub fn warn(message: impl std::fmt::Display) {
+    eprintln!("zkbc: warning: {message}");
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -246,8 +246,9 @@ pub async fn run(args: Args) -> Result<(), DemoError> {
     println!("  deliveries {delivered}. Done in {:.1} s.", started.elapsed().as_secs_f64());
     if args.keep {
         println!("\nThe cluster keeps running; in another shell try:");
-        println!("  zkbc group describe demo --zookeeper {connect}");
-        println!("  zkbc consume --zookeeper {connect} --group mine --topic {} --max-messages 5", args.topic);
+        println!("  zkbc group describe demo -z {connect}");
+        println!("  zkbc group watch demo -z {connect}");
+        println!("  zkbc consume -z {connect} -G mine -t {} -o -5 -e -J", args.topic);
         println!("Ctrl-C stops it.");
         let _ = tokio::signal::ctrl_c().await;
     }

@@ -21,9 +21,20 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "zkbc", version, about = "Kafka consumer groups coordinated through ZooKeeper")]
 struct Cli {
+    /// What to log on stderr, as RUST_LOG takes it: a level (error, warn,
+    /// info, debug, trace) and per-target overrides, e.g.
+    /// `info,librdkafka=debug`. Default: warnings, librdkafka's included,
+    /// without the ZooKeeper client's transport chatter.
+    #[arg(long, global = true, env = "RUST_LOG", value_name = "FILTER", default_value = DEFAULT_LOG)]
+    log_level: String,
     #[command(subcommand)]
     command: Command,
 }
+
+/// Transport chatter of the ZooKeeper client (connection retries, logged
+/// as warnings) is noise to an operator; our own warnings and librdkafka's
+/// are not.
+const DEFAULT_LOG: &str = "warn,zookeeper_client=error";
 
 #[derive(Subcommand)]
 enum Command {
@@ -46,6 +57,11 @@ enum Command {
     /// Run a deterministic simulation of a group (real state machines, a
     /// model of ZooKeeper, seeded faults) and print its timeline.
     Sim(sim::Args),
+    /// Print a shell completion script: `zkbc completions bash > /etc/bash_completion.d/zkbc`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +78,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "zkbc", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     // A simulation's output is its timeline, in virtual time: no logs.
     if let Command::Sim(args) = cli.command {
         return match sim::run_sim(args) {
@@ -72,15 +92,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // Transport chatter of the clients is noise to an operator;
-                // our own warnings (failed commits, skipped znodes) are not.
-                .unwrap_or_else(|_| "warn,zookeeper_client=error,librdkafka=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("zkbc: --log-level {:?}: {e} (see --help)", cli.log_level);
+            return ExitCode::from(64);
+        }
+    };
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colours).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -96,7 +116,7 @@ fn main() -> ExitCode {
             Command::Offsets(cmd) => offsets::run(cmd).await,
             Command::Brokers(args) => cluster_cmds::brokers(args).await,
             Command::Topics(args) => cluster_cmds::topics(args).await,
-            Command::Sim(_) => unreachable!("handled above"),
+            Command::Sim(_) | Command::Completions { .. } => unreachable!("handled above"),
         }
     });
     match result {

@@ -1,4 +1,4 @@
-//! Group members as real processes: `zkbc consume --format audit`, each
+//! Group members as real processes: `zkbc consume --audit`, each
 //! reaching ZooKeeper through a link of its own (so it can be cut off
 //! alone), with every audit line parsed as it arrives.
 
@@ -88,7 +88,7 @@ impl MemberProcess {
             .map_err(|source| TestkitError::Io { what: format!("creating {}", log.display()), source })?;
         let mut cmd = Command::new(&launch.zkbc);
         cmd.args(["consume", "--zookeeper", &link.connect_string(), "--group", &launch.group])
-            .args(["--topic", &launch.topic, "--flavour", launch.flavour, "--from", "earliest", "--format", "audit"])
+            .args(["--topic", &launch.topic, "--flavour", launch.flavour, "--offset-reset", "earliest", "--audit"])
             .arg(format!("--session-timeout-ms={}", launch.session_timeout.as_millis()))
             .arg(format!("--commit-interval-ms={}", launch.commit_interval.as_millis()))
             .env(

@@ -1,31 +1,30 @@
 //! `zkbc consume`: a balanced group member printing what it consumes.
 
-use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use zkbalance::consumer::{BalancedConsumer, ConsumerMetrics, Message};
+use zkbalance::consumer::{BalancedConsumer, ConsumerMetrics, Message, StartAt};
 use zkbalance::offsets::{OffsetReset, OffsetStorage};
 use zkbalance::znode::Flavour;
 
-use serde::Serialize;
-
+use crate::common::{duration, table, ZkArgs};
 use crate::errors::CliError;
+
+mod output;
+
+use output::{Encoding, Output, Template};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// ZooKeeper: `HOST:PORT[,HOST:PORT...][/chroot]`.
-    #[arg(long)]
-    zookeeper: String,
     #[command(flatten)]
-    security: crate::security::ZkSecurity,
+    zk: ZkArgs,
     #[command(flatten)]
     kafka: crate::security::KafkaArgs,
     /// Consumer group.
-    #[arg(long)]
+    #[arg(short = 'G', long)]
     group: String,
-    /// Topics to consume, comma-separated (several: scala flavour).
-    #[arg(long, value_delimiter = ',', required_unless_present_any = ["whitelist", "blacklist"])]
+    /// Topics to consume, comma-separated or repeated (several: scala flavour).
+    #[arg(short = 't', long, value_delimiter = ',', required_unless_present_any = ["whitelist", "blacklist"])]
     topic: Vec<String>,
     /// Consume every topic matching this regex, including topics created
     /// later (scala flavour; Java syntax, commas mean alternation).
@@ -44,33 +43,53 @@ pub struct Args {
     /// Znode layout of the group: pykafka or scala.
     #[arg(long, default_value = "pykafka")]
     flavour: Flavour,
-    /// Where to start a partition with no committed offset: earliest or latest.
-    #[arg(long = "from", default_value = "earliest")]
-    from: OffsetReset,
-    /// Output: text (values, one per line), json (key, value, partition,
-    /// offset, timestamp) or audit (one line per delivery for auditing
-    /// delivery guarantees: member, session, generation, partition, offset,
-    /// and the wall-clock µs at which it was handed over; no payload).
-    #[arg(long, default_value = "text", value_parser = ["text", "json", "audit"])]
+    /// Where each partition starts the first time this process owns it:
+    /// beginning, end, stored (the committed offset), <n> (that offset),
+    /// -<n> (n before the end), s@<ms> (the first at or after that time).
+    /// Later assignments of a partition resume from the committed offset.
+    #[arg(short = 'o', long, default_value = "stored", value_parser = start_at, value_name = "OFFSET", allow_hyphen_values = true)]
+    offset: StartAt,
+    /// With -o stored: where a partition without a committed offset starts,
+    /// earliest or latest (default: the flavour's, as the reference clients).
+    #[arg(long, value_name = "earliest|latest")]
+    offset_reset: Option<OffsetReset>,
+    /// Exit (commit, release, leave) once every owned partition is drained.
+    #[arg(short = 'e', long)]
+    exit: bool,
+    /// Exit after this many messages.
+    #[arg(short = 'c', long, value_name = "N")]
+    count: Option<u64>,
+    /// Output format, kcat's tokens: %t topic, %p partition, %o offset,
+    /// %k key, %K key length, %s payload, %S payload length, %T timestamp
+    /// (ms), %h headers (name=value,...), %%; escapes \n \t \r \xHH. A
+    /// null key, payload or header value prints as null (its length as -1).
+    #[arg(short = 'f', long, default_value = "%s\\n", value_name = "FORMAT", conflicts_with_all = ["json", "audit"])]
     format: String,
-    /// Stop after this many messages (then commit, release and exit 0).
+    /// One JSON object per message, kcat's -J envelope: topic, partition,
+    /// offset, tstype, ts, broker, headers, key, payload.
+    #[arg(short = 'J', long = "json", conflicts_with = "audit")]
+    json: bool,
+    /// One line per delivery for auditing delivery guarantees (member,
+    /// session, generation, partition, offset, the wall-clock µs it was
+    /// handed over; no payload): what the fault suite checks.
     #[arg(long)]
-    max_messages: Option<u64>,
+    audit: bool,
+    /// How keys, payloads and header values are written: utf8 (as they
+    /// are), base64 or hex.
+    #[arg(long, value_enum, default_value = "utf8")]
+    encoding: Encoding,
     /// Where offsets are committed: zookeeper, kafka or dual (default: the flavour's).
     #[arg(long)]
     offset_storage: Option<OffsetStorage>,
-    /// Commit the acknowledged offsets every this many ms.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
-    commit_interval_ms: u64,
-    /// ZooKeeper session timeout, ms.
-    #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
-    session_timeout_ms: u64,
+    /// Commit the acknowledged offsets this often.
+    #[arg(long, default_value = "5s", value_parser = duration, value_name = "DURATION")]
+    commit_interval: Duration,
+    /// ZooKeeper session timeout.
+    #[arg(long, default_value = "6s", value_parser = duration, value_name = "DURATION")]
+    session_timeout: Duration,
     /// A static member id (a restart within the session timeout keeps its partitions).
     #[arg(long)]
     member_id: Option<String>,
-    /// Longest wait for ZooKeeper at start, ms.
-    #[arg(long, default_value_t = 10_000)]
-    connect_timeout_ms: u64,
     /// Serve Prometheus metrics (lag, owned partitions, rebalances, commit
     /// latency and failures, fetch errors, outstanding acks) at
     /// http://HOST:PORT/metrics.
@@ -78,75 +97,20 @@ pub struct Args {
     metrics_addr: Option<std::net::SocketAddr>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Output {
-    Text,
-    Json,
-    Audit,
-}
-
-/// A key or value as JSON: text as is, other bytes lossily (no allocation
-/// for valid UTF-8).
-fn text(b: Option<&[u8]>) -> Option<Cow<'_, str>> {
-    b.map(String::from_utf8_lossy)
-}
-
-/// One `--format json` line, serialised straight from the message.
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    topic: &'a str,
-    partition: i32,
-    offset: u64,
-    timestamp: Option<i64>,
-    key: Option<Cow<'a, str>>,
-    value: Option<Cow<'a, str>>,
-}
-
-/// One `--format audit` line.
-#[derive(Serialize)]
-struct AuditLine<'a> {
-    member: &'a str,
-    session: u64,
-    generation: u64,
-    topic: &'a str,
-    partition: i32,
-    offset: u64,
-    at_us: u128,
-}
-
-/// Appends `m` as one line of `format` to `out`.
-fn render(out: &mut Vec<u8>, m: &Message, format: Output, member: &str) {
-    // Writing to a Vec cannot fail, nor can serialising these structs.
-    let _ = match format {
-        Output::Json => serde_json::to_writer(
-            &mut *out,
-            &JsonLine {
-                topic: m.topic().as_str(),
-                partition: m.partition().0,
-                offset: m.offset(),
-                timestamp: m.timestamp(),
-                key: text(m.key()),
-                value: text(m.payload()),
-            },
-        ),
-        Output::Audit => serde_json::to_writer(
-            &mut *out,
-            &AuditLine {
-                member,
-                session: m.session(),
-                generation: m.generation(),
-                topic: m.topic().as_str(),
-                partition: m.partition().0,
-                offset: m.offset(),
-                at_us: m.delivered_at().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros()),
-            },
-        ),
-        Output::Text => {
-            out.extend_from_slice(m.payload().unwrap_or_default());
-            Ok(())
+/// kcat's `-o`.
+fn start_at(s: &str) -> Result<StartAt, String> {
+    let number = |n: &str| n.parse::<u64>().map_err(|_| format!("{s:?}: not a number"));
+    Ok(match s {
+        "beginning" => StartAt::Beginning,
+        "end" => StartAt::End,
+        "stored" => StartAt::Committed,
+        _ if s.starts_with("s@") => {
+            StartAt::Timestamp(s[2..].parse().map_err(|_| format!("{s:?}: s@ wants milliseconds since the epoch"))?)
         }
-    };
-    out.push(b'\n');
+        _ if s.starts_with('-') => StartAt::FromEnd(number(&s[1..])?),
+        _ if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => StartAt::Offset(number(s)?),
+        _ => return Err(format!("{s:?}: expected beginning, end, stored, <n>, -<n> or s@<ms>")),
+    })
 }
 
 /// Writes a batch in one go and acknowledges it once written: a message
@@ -155,12 +119,12 @@ fn write_batch(
     out: &mut impl Write,
     buf: &mut Vec<u8>,
     batch: &[Message],
-    format: Output,
+    format: &Output,
     member: &str,
 ) -> std::io::Result<()> {
     buf.clear();
     for m in batch {
-        render(buf, m, format, member);
+        format.render(m, member, buf);
     }
     out.write_all(buf)?;
     out.flush()?;
@@ -173,13 +137,49 @@ fn write_batch(
 fn status(m: &ConsumerMetrics, started: Instant) -> String {
     let lag: u64 = m.partitions.iter().filter_map(|p| p.lag).sum();
     format!(
-        "consumed {} ({:.0}/s), {} partitions, lag {lag}, rebalances {}, commits {}",
+        "consumed {} ({:.0}/s), {} partitions, lag {lag}, fetch errors {}, rebalances {}, commits {}",
         m.messages,
         m.messages as f64 / started.elapsed().as_secs_f64().max(0.001),
         m.partitions.len(),
+        m.fetch_errors,
         m.group.rebalances.count(),
         m.commits
     )
+}
+
+/// Each owned partition's offsets and lag (on SIGUSR1).
+fn partitions(m: &ConsumerMetrics) -> String {
+    let opt = crate::common::opt;
+    let rows: Vec<Vec<String>> = m
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.topic_partition.topic.to_string(),
+                p.topic_partition.partition.0.to_string(),
+                opt(&p.committed),
+                opt(&p.acknowledged),
+                opt(&p.log_end),
+                opt(&p.lag),
+                p.outstanding.to_string(),
+            ]
+        })
+        .collect();
+    table(&["TOPIC", "PARTITION", "COMMITTED", "ACKNOWLEDGED", "LOG-END-OFFSET", "LAG", "OUTSTANDING"], &rows)
+}
+
+/// Whether every owned partition is drained: the group settled, and each
+/// partition it gave this member handed over everything up to its log end
+/// and had it written.
+fn drained(consumer: &BalancedConsumer) -> bool {
+    let view = consumer.assignment().borrow().clone();
+    if !view.settled || view.suspended {
+        return false;
+    }
+    let m = consumer.metrics();
+    view.partitions
+        .iter()
+        .all(|tp| m.partitions.iter().any(|p| &p.topic_partition == tp && p.at_end && p.outstanding == 0))
 }
 
 /// `ZKBALANCE_MUTANT=ignore-lease` runs a deliberately broken consumer, so
@@ -210,21 +210,31 @@ fn with_mutant(
 const BATCH: usize = 4096;
 
 pub async fn run(args: Args) -> Result<(), CliError> {
+    let format = match (args.json, args.audit) {
+        (true, _) => Output::Json(args.encoding),
+        (_, true) => Output::Audit,
+        _ => Output::Format(Template::parse(&args.format)?, args.encoding),
+    };
     if let Some(addr) = args.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .install()
             .map_err(|e| CliError::Usage(format!("--metrics-addr {addr}: {e}")))?;
     }
+    let timeout = args.zk.timeout();
     let mut builder = BalancedConsumer::builder()
-        .zookeeper(&args.zookeeper)
-        .zookeeper_access(args.security.access()?)
+        .zookeeper(&args.zk.zookeeper)
+        .zookeeper_access(args.zk.security.access()?)
         .group(&args.group)
         .flavour(args.flavour)
-        .offset_reset(args.from)
-        .auto_commit(Some(Duration::from_millis(args.commit_interval_ms)))
-        .session_timeout(Duration::from_millis(args.session_timeout_ms))
-        .membership(|g| g.connect_timeout(Duration::from_millis(args.connect_timeout_ms)));
+        .start_at(args.offset)
+        .auto_commit(Some(args.commit_interval))
+        .session_timeout(args.session_timeout)
+        .kafka_timeout(timeout)
+        .membership(|g| g.connect_timeout(timeout));
+    if let Some(reset) = args.offset_reset {
+        builder = builder.offset_reset(reset);
+    }
     for topic in &args.topic {
         builder = builder.topic_streams(topic, args.streams);
     }
@@ -245,13 +255,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     builder = with_mutant(builder)?;
     let mut consumer = builder.start().await?;
-    let format = match args.format.as_str() {
-        "json" => Output::Json,
-        "audit" => Output::Audit,
-        _ => Output::Text,
-    };
     let member = consumer.id().map(ToString::to_string).unwrap_or_default();
-    if format == Output::Audit {
+    if matches!(format, Output::Audit) {
         // The first line names the member, so an auditor can tie what it
         // does to the process before the first delivery.
         let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
@@ -260,24 +265,33 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let live = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs(if live { 1 } else { 10 }));
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| CliError::Internal(format!("cannot watch SIGTERM: {e}")))?;
+    // How soon `--exit` notices the last partition drained.
+    let mut drain_check = tokio::time::interval(Duration::from_millis(20));
+    let signal =
+        |kind| tokio::signal::unix::signal(kind).map_err(|e| CliError::Internal(format!("cannot watch a signal: {e}")));
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigusr1 = signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let mut count = 0u64;
     let stdout = std::io::stdout();
     let mut buf = Vec::with_capacity(1 << 20);
     let mut first_at = None;
     let result = loop {
-        let left = args.max_messages.map_or(BATCH, |max| max.saturating_sub(count).min(BATCH as u64) as usize);
+        let left = args.count.map_or(BATCH, |max| max.saturating_sub(count).min(BATCH as u64) as usize);
         if left == 0 {
             break Ok(());
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
             _ = sigterm.recv() => break Ok(()),
+            _ = sigusr1.recv() => {
+                if live { eprint!("\r\x1b[2K") }
+                eprint!("{}", partitions(&consumer.metrics()));
+            }
             _ = ticker.tick() => {
                 let line = status(&consumer.metrics(), started);
                 if live { eprint!("\r\x1b[2K{line}") } else { eprintln!("{line}") }
             }
+            _ = drain_check.tick(), if args.exit => if drained(&consumer) { break Ok(()) },
             batch = consumer.recv_many(left) => {
                 let batch = match batch {
                     None => break Ok(()),
@@ -286,12 +300,12 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                     Some(Err(e)) => {
                         // Stays on stderr: stdout carries only messages.
                         if live { eprint!("\r\x1b[2K") }
-                        eprintln!("zkbc: warning: {e}");
+                        crate::common::warn(&e);
                         continue;
                     }
                 };
                 first_at.get_or_insert_with(Instant::now);
-                if let Err(e) = write_batch(&mut stdout.lock(), &mut buf, &batch, format, &member) {
+                if let Err(e) = write_batch(&mut stdout.lock(), &mut buf, &batch, &format, &member) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
                         break Ok(());
                     }
@@ -302,12 +316,22 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         }
     };
     let last_at = Instant::now();
-    let final_status = status(&consumer.metrics(), started);
+    let m = consumer.metrics();
     consumer.stop().await?;
     if live {
         eprintln!();
     }
-    eprintln!("{final_status}; stopped cleanly");
+    let secs = started.elapsed().as_secs_f64();
+    let lag: u64 = m.partitions.iter().filter_map(|p| p.lag).sum();
+    eprintln!(
+        "zkbc: consumed {count} messages ({} bytes) from {} partition(s) in {secs:.1} s; lag {lag}, fetch errors {}, \
+         rebalances {}, commits {}; stopped cleanly",
+        m.bytes,
+        m.partitions.len(),
+        m.fetch_errors,
+        m.group.rebalances.count(),
+        m.commits,
+    );
     if let Some(first) = first_at {
         // Machine-readable, for benches/throughput.rs.
         let secs = last_at.duration_since(first).as_secs_f64();
