@@ -82,7 +82,7 @@ impl Rig {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkbc"));
         cmd.args(["consume", "--zookeeper", &self.zk.connect_string(), "--group", group, "--topic", topic])
             .args(["--flavour", flavour, "--commit-interval", "1s"])
-            .arg(format!("--session-timeout-ms={}", self.session_ms))
+            .arg(format!("--session-timeout={}ms", self.session_ms))
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         // ZKB_BENCH_LOG=<filter> keeps each member's log in target/bench-logs,

@@ -28,6 +28,16 @@ pub fn check_names(data: &[u8]) {
     }
 }
 
+/// ZooKeeper connect strings: never a panic, and what is accepted has a
+/// host in every entry.
+pub fn check_connect_string(data: &[u8]) {
+    let Ok(connect) = std::str::from_utf8(data) else { return };
+    if crate::coord::connect::check(connect).is_ok() {
+        let hosts = connect.split('/').next().unwrap_or("");
+        assert!(hosts.split(',').all(|h| !h.trim().is_empty() && !h.trim().starts_with(':')), "{connect:?}");
+    }
+}
+
 /// A fuzz target's check.
 pub type Check = fn(&[u8]);
 
@@ -42,6 +52,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("scala_owner", check::<ScalaOwner>),
     ("zk_offset", check::<ZkOffset>),
     ("znode_names", check_names),
+    ("connect_string", check_connect_string),
 ];
 
 /// Runs `data` through every target.

@@ -34,7 +34,7 @@ mod cache;
 mod client;
 pub(crate) mod clock;
 mod config;
-mod connect;
+pub(crate) mod connect;
 mod driver;
 mod lease;
 pub(crate) mod zk;

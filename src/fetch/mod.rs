@@ -246,14 +246,20 @@ impl<T: Clone + Send + 'static> Worker<T> {
                 }
             }
             Command::Unassign(parts, done) => {
-                for tp in &parts {
-                    if let Some(ps) = self.tags.get_mut(tp.topic.as_str()) {
-                        ps.remove(&tp.partition.0);
-                    }
-                }
+                // Only what librdkafka was given: a partition revoked before
+                // its start was sent is not in its assignment (and it warns
+                // about every such unassign).
+                let assigned: Vec<TopicPartition> = parts
+                    .into_iter()
+                    .filter(|tp| {
+                        self.tags.get_mut(tp.topic.as_str()).is_some_and(|ps| ps.remove(&tp.partition.0).is_some())
+                    })
+                    .collect();
                 self.tags.retain(|_, ps| !ps.is_empty());
-                if let Err(e) = self.client.incremental_unassign(&tpl(&parts)) {
-                    tracing::debug!(error = %e, "incremental unassign");
+                if !assigned.is_empty() {
+                    if let Err(e) = self.client.incremental_unassign(&tpl(&assigned)) {
+                        tracing::debug!(error = %e, "incremental unassign");
+                    }
                 }
                 // Nothing polled from here on carries their tags.
                 let _ = done.send(());

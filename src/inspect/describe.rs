@@ -301,6 +301,27 @@ pub async fn describe_group(
             topics.insert(t);
         }
     }
+    // A group that left no trace of its topics in ZooKeeper (no member,
+    // owner or ZooKeeper offset: pykafka commits to Kafka) is looked for in
+    // Kafka, one request per topic of the cluster.
+    let mut kafka_unavailable = None;
+    let mut kafka = kafka;
+    if let (true, Some(k), false) = (topics.is_empty(), kafka, storage == OffsetStorage::Zookeeper) {
+        for (topic, parts) in &view.topics {
+            let ps: Vec<i32> = parts.keys().map(|p| p.0).collect();
+            match k.has_committed(topic.as_str(), &ps).await {
+                Ok(true) => {
+                    topics.insert(topic.clone());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    kafka_unavailable = Some(e.to_string());
+                    kafka = None;
+                    break;
+                }
+            }
+        }
+    }
     for ((topic, p), (_, payload)) in &owners {
         let exists = view.topics.get(topic).is_some_and(|ps| ps.contains_key(&PartitionId(*p)));
         if !exists {
@@ -314,8 +335,6 @@ pub async fn describe_group(
     let mut partitions = Vec::new();
     // The first Kafka request that fails turns Kafka off for the rest: one
     // timeout, not one per partition.
-    let mut kafka = kafka;
-    let mut kafka_unavailable = None;
     for topic in topics.iter().filter(|t| view.topics.contains_key(*t)) {
         for p in view.topics[topic].keys() {
             let from_zk = match storage {
@@ -360,4 +379,31 @@ pub async fn describe_group(
     problems.sort();
     problems.dedup();
     Ok(GroupDescription { group: group.to_owned(), members, partitions, problems, kafka_unavailable })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_come_from_the_ids_that_name_them() {
+        let g = GroupId::new("orders").unwrap();
+        assert_eq!(host_of(&g, "web-1:5e6f7a1c-1d2b-4c3d-9e8f-0a1b2c3d4e5f").as_deref(), Some("web-1"), "pykafka");
+        assert_eq!(host_of(&g, "orders_db-2.dc-1700000000000-0a1b2c3d").as_deref(), Some("db-2.dc"), "Scala");
+        assert_eq!(host_of(&g, "orders_5e6f7a1c-1d2b-4c3d-9e8f-0a1b2c3d4e5f"), None, "kafka-node names none");
+        assert_eq!(host_of(&g, "static-id"), None);
+        assert_eq!(host_of(&g, "web:not-a-uuid"), None);
+        assert_eq!(host_of(&g, "other_db-1700000000000-0a1b2c3d"), None, "another group's id");
+    }
+
+    #[test]
+    fn owner_payloads_name_their_member() {
+        let members = ["orders_db-1-0a1b2c3d", "kn_peer", "a-7"];
+        let is_member = |id: &str| members.contains(&id);
+        assert_eq!(consumer_of("orders_db-1-0a1b2c3d-0", is_member), "orders_db-1-0a1b2c3d", "Scala's thread suffix");
+        assert_eq!(consumer_of("kn_peer", is_member), "kn_peer", "kafka-node's bare id");
+        assert_eq!(consumer_of("a-7", is_member), "a-7", "a member id that looks like a thread suffix");
+        assert_eq!(consumer_of("gone-3", is_member), "gone", "a member no longer registered");
+        assert_eq!(consumer_of("who", is_member), "who");
+    }
 }

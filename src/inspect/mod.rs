@@ -166,6 +166,14 @@ impl KafkaSide {
         crate::kafka::committed(&self.client, topic, partition, self.timeout).await.map_err(kafka_err)
     }
 
+    /// Whether the group has an offset committed to Kafka for any of these
+    /// partitions of `topic` (one request).
+    pub async fn has_committed(&self, topic: &str, partitions: &[i32]) -> Result<bool, InspectError> {
+        let got =
+            crate::kafka::committed_all(&self.client, topic, partitions, self.timeout).await.map_err(kafka_err)?;
+        Ok(!got.is_empty())
+    }
+
     /// The first offset at or after `timestamp_ms`, or the log end.
     pub async fn offset_for_time(
         &self,

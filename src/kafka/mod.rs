@@ -178,6 +178,32 @@ pub(crate) async fn committed(
     .await
 }
 
+/// The committed offsets of these partitions of one topic, in one request.
+pub(crate) async fn committed_all(
+    client: &Arc<KafkaClient>,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<Vec<(i32, u64)>, KafkaError> {
+    let (topic, partitions) = (topic.to_owned(), partitions.to_vec());
+    blocking(client, move |c| {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&topic, p);
+        }
+        let got = c.committed_offsets(tpl, timeout)?;
+        Ok(got
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(n) if n >= 0 => Some((e.partition(), n as u64)),
+                _ => None,
+            })
+            .collect())
+    })
+    .await
+}
+
 /// Commits `offsets` (partition → next to consume) of one topic for the
 /// group, synchronously.
 pub(crate) async fn commit(client: &Arc<KafkaClient>, topic: &str, offsets: &[(i32, u64)]) -> Result<(), KafkaError> {

@@ -89,8 +89,8 @@ impl MemberProcess {
         let mut cmd = Command::new(&launch.zkbc);
         cmd.args(["consume", "--zookeeper", &link.connect_string(), "--group", &launch.group])
             .args(["--topic", &launch.topic, "--flavour", launch.flavour, "--offset-reset", "earliest", "--audit"])
-            .arg(format!("--session-timeout-ms={}", launch.session_timeout.as_millis()))
-            .arg(format!("--commit-interval-ms={}", launch.commit_interval.as_millis()))
+            .arg(format!("--session-timeout={}ms", launch.session_timeout.as_millis()))
+            .arg(format!("--commit-interval={}ms", launch.commit_interval.as_millis()))
             .env(
                 "RUST_LOG",
                 std::env::var("ZKB_CHAOS_RUST_LOG")

@@ -264,7 +264,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     let live = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_secs(if live { 1 } else { 10 }));
+    let period = Duration::from_secs(if live { 1 } else { 10 });
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     // How soon `--exit` notices the last partition drained.
     let mut drain_check = tokio::time::interval(Duration::from_millis(20));
     let signal =
@@ -316,6 +317,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         }
     };
     let last_at = Instant::now();
+    // Committed first, so the summary's lag is what the group is left with
+    // (the leave commits again: nothing more by then).
+    if let Err(e) = consumer.commit().await {
+        crate::common::warn(format!("the final commit failed: {e}"));
+    }
     let m = consumer.metrics();
     consumer.stop().await?;
     if live {
