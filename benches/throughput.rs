@@ -279,10 +279,10 @@ async fn main() {
         let mut rates = Vec::new();
         for round in 0..rounds {
             let rate = zkbc(&zk.connect_string(), &format!("zkbc-{format}-{round}"), format, total).await;
-            println!("  zkbc consume --format {format} > /dev/null, round {round}: {rate:>10.0} msg/s");
+            println!("  zkbc consume ({format}) > /dev/null, round {round}: {rate:>10.0} msg/s");
             rates.push(rate);
         }
         let z = median(rates);
-        println!("median: zkbc consume --format {format} {z:.0} msg/s; ratio to raw rdkafka's median {:.3}", z / r);
+        println!("median: zkbc consume ({format}) {z:.0} msg/s; ratio to raw rdkafka's median {:.3}", z / r);
     }
 }

@@ -145,6 +145,42 @@ async fn consume_speaks_kcat() {
     // The default format: payloads one per line, tombstones as null.
     let plain = ok(&consume("plain", &["-o", "beginning", "-e"])).await;
     assert_eq!(plain.lines().filter(|l| *l == "null").count(), 1, "the tombstone");
+
+    // Lag per partition on demand: SIGUSR1. JSON keeps one message a line.
+    let mut member = zkbc(&consume("usr1", &["-o", "beginning", "-J", "--encoding", "base64"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(member.stdout.take().unwrap()).lines();
+    within("the member's output", Duration::from_secs(20), async {
+        for _ in 0..62 {
+            out.next_line().await.unwrap().expect("zkbc consume is running");
+        }
+    })
+    .await;
+    let pid = member.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-USR1", &pid]).status().unwrap().success());
+    let mut err = BufReader::new(member.stderr.take().unwrap()).lines();
+    let mut table = Vec::new();
+    within("the partition table on stderr", Duration::from_secs(10), async {
+        while table.len() < 4 {
+            let line = err.next_line().await.unwrap().expect("zkbc consume is running");
+            if line.starts_with("TOPIC") || !table.is_empty() {
+                table.push(line);
+            }
+        }
+    })
+    .await;
+    let header: Vec<&str> = table[0].split_whitespace().collect();
+    assert_eq!(header, ["TOPIC", "PARTITION", "COMMITTED", "ACKNOWLEDGED", "LOG-END-OFFSET", "LAG", "OUTSTANDING"]);
+    for row in &table[1..] {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[0], "kc", "{row}");
+        assert_eq!(cells[3], cells[4], "everything written was acknowledged, up to the log end: {row}");
+    }
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(within("the member to stop", Duration::from_secs(20), member.wait()).await.unwrap().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
