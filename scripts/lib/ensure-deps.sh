@@ -44,9 +44,16 @@ ensure_feature_deps() {
 
 # Real third-party peers the tests run beside our members, under
 # target/peers: kafka-node 3.0.1 (the last release with ZooKeeper groups),
-# with Node.js from Debian when missing, and pykafka 2.8 in a virtualenv.
+# with Node.js from Debian when missing, and pykafka 2.8 in a virtualenv;
+# and Debian's kcat, whose -J output zkbc's must equal.
 ensure_peers() {
-  ensure_kafka_node && ensure_pykafka
+  ensure_kafka_node && ensure_pykafka && ensure_kcat
+}
+
+ensure_kcat() {
+  command -v kcat >/dev/null 2>&1 && return 0
+  apt_install " (kcat, to compare zkbc consume -J with)" kcat
+  command -v kcat >/dev/null 2>&1 || { echo "error: kcat could not be installed" >&2; return 1; }
 }
 
 ensure_pykafka() {
