@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_util::MetricKindMask;
 use zkbalance::consumer::BalancedConsumer;
 
 #[tokio::main]
@@ -22,7 +23,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = addr.parse()?;
     let limit: u64 = n.parse()?;
     // The recorder first: the consumer publishes as soon as it runs.
-    PrometheusBuilder::new().with_http_listener(addr).install()?;
+    // Gauges left unset for a while go: those of a partition another member
+    // took over are not published any more.
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .idle_timeout(MetricKindMask::GAUGE, Some(zkbalance::consumer::GAUGE_IDLE_TIMEOUT))
+        .install()?;
     let mut consumer =
         BalancedConsumer::builder().zookeeper(zk.as_str()).group(group.as_str()).topic(topic.as_str()).start().await?;
     let mut done = 0;

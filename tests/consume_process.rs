@@ -145,4 +145,22 @@ async fn consume_serves_prometheus_metrics_over_http() {
     ] {
         assert!(body.contains(series), "{series} missing from:\n{body}");
     }
+
+    // A second member takes one partition: the first one's gauges of it go
+    // (the idle timeout), those of the partition it keeps stay.
+    let _peer = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
+        .args(["consume", "--zookeeper", &zk.connect_string(), "--group", "scraped", "--topic", "scraped"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run a second zkbc consume");
+    let series = |p: i32| format!(r#"zkbalance_outstanding_acks{{group="scraped",topic="scraped",partition="{p}"}}"#);
+    let wait = zkbalance::consumer::GAUGE_IDLE_TIMEOUT + Duration::from_secs(20);
+    let body = zkbalance::testkit::wait_until("the revoked partition's gauges to go", wait, || async {
+        common::scrape(addr).await.filter(|b| b.contains(&series(0)) != b.contains(&series(1)))
+    })
+    .await
+    .expect("scraped after the rebalance");
+    assert!(body.contains(r#"zkbalance_owned_partitions{group="scraped"} 1"#), "one partition left:\n{body}");
 }

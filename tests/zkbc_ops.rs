@@ -119,6 +119,12 @@ async fn consume_speaks_kcat() {
     let expected: u64 = ends.values().map(|e| e - 3).sum();
     assert_eq!(from3.len() as u64, expected, "offset 3 on in every partition: {ends:?}");
     assert!(ok(&consume("atend", &["-o", "end", "-e"])).await.is_empty(), "nothing after the end");
+    // -o s@<ms>: the mock's time lookup answers "no message at or after" for
+    // any time (rdkafka_mock_handlers.c), as Kafka does for a time to come;
+    // only that branch can be checked here: the log end, nothing printed.
+    let year_3000 = consume("attime", &["-e", "-J", "-o", "s@32503680000000"]);
+    assert!(ok(&year_3000).await.is_empty(), "no message after a time to come");
+    fails(&consume("badtime", &["-o", "s@soon"]), 2, "s@ wants milliseconds").await;
     assert_eq!(ok(&consume("three", &["-c", "3"])).await.lines().count(), 3);
     assert!(ok(&consume("all", &["-e"])).await.is_empty(), "the group committed everything it consumed");
 
@@ -244,6 +250,11 @@ async fn offsets_reset_plans_first_and_executes_exactly_what_it_names() {
     assert_eq!(plan.lines().filter(|l| l.split_whitespace().last() == Some("0")).count(), 3, "{plan}");
     assert!(text(&out.stderr).contains("dry run: nothing changed"), "{}", text(&out.stderr));
     assert_eq!(committed(z, "r").await, before, "the dry run changed nothing");
+
+    // A time to come: the log end (the only time lookup the mock answers).
+    let plan = text(&call(reset(&["-t", "rs", "--to-datetime", "3000-01-01T00:00:00Z"])).await.stdout);
+    assert_eq!(plan.lines().filter(|l| l.split_whitespace().last() == Some("30")).count(), 3, "{plan}");
+    fails(&["offsets", "reset", "r", "-z", z, "-t", "rs", "--to-datetime", "yesterday"], 2, "RFC 3339").await;
 
     // --execute changes exactly the partitions named.
     assert!(call(reset(&["-t", "rs:0,2", "--to-offset", "7", "--execute"])).await.status.success());

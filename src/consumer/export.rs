@@ -13,6 +13,13 @@
 //! `zkbalance_committed_offset`, `zkbalance_outstanding_acks`,
 //! `zkbalance_oldest_unacked_seconds`; histograms
 //! `zkbalance_commit_seconds` and `zkbalance_rebalance_seconds`.
+//!
+//! A partition's gauges are published only while this member owns it. The
+//! facade cannot remove a series, so a recorder keeps a revoked
+//! partition's last lag until told to drop idle gauges: give it
+//! [`GAUGE_IDLE_TIMEOUT`] (for `metrics-exporter-prometheus`,
+//! `idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE_TIMEOUT))`, as
+//! `zkbc consume --metrics-addr` and `examples/prometheus.rs` do).
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -24,6 +31,11 @@ use super::probe::Probe;
 
 /// How often the snapshot is published.
 const EVERY: Duration = Duration::from_secs(1);
+
+/// How long a recorder should keep a gauge nobody sets: long enough to
+/// outlast missed publications (every second), short enough that a revoked
+/// partition's series goes soon after the rebalance.
+pub const GAUGE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Publishes until the consumer is gone.
 pub(crate) fn spawn(probe: Weak<Probe>, group: String) {

@@ -59,6 +59,8 @@ use tokio::task::JoinHandle;
 pub use blocking::BlockingConsumer;
 pub use config::{AckMode, ConsumerBuilder};
 pub use error::ConsumerError;
+#[cfg(feature = "metrics")]
+pub use export::GAUGE_IDLE_TIMEOUT;
 pub use handle::ConsumerHandle;
 pub use listener::{RebalanceListener, StartOffsets};
 pub use message::{Header, Message, TimestampType};

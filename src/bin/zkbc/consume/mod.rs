@@ -218,6 +218,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     if let Some(addr) = args.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
+            .idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(zkbalance::consumer::GAUGE_IDLE_TIMEOUT))
             .install()
             .map_err(|e| CliError::Usage(format!("--metrics-addr {addr}: {e}")))?;
     }
