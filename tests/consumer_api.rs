@@ -76,15 +76,20 @@ async fn an_unreadable_offset_stops_only_its_partition_until_fixed() {
     let mut c = scala(&zk.connect_string(), "garbled", "garbled").start().await.expect("start");
     let (mut from, mut error) = ([0u32; 2], None);
     // Partition 1 delivers all of its messages while partition 0 reports.
-    while error.is_none() || from[1] < 20 {
-        match next(&mut c).await {
-            Ok(m) => {
-                from[m.partition().0 as usize] += 1;
-                m.ack();
+    // One deadline for each loop: retries keep reporting, so a bound per
+    // item alone would let a regression spin here forever.
+    within("partition 1 drained and partition 0 reported", Duration::from_secs(30), async {
+        while error.is_none() || from[1] < 20 {
+            match next(&mut c).await {
+                Ok(m) => {
+                    from[m.partition().0 as usize] += 1;
+                    m.ack();
+                }
+                Err(e) => error = Some(e),
             }
-            Err(e) => error = Some(e),
         }
-    }
+    })
+    .await;
     let error = error.expect("reported");
     let ConsumeError::StartOffset { partition, source } = &error else { panic!("expected a start error, got {error}") };
     assert_eq!(partition.to_string(), "garbled-0");
@@ -92,13 +97,16 @@ async fn an_unreadable_offset_stops_only_its_partition_until_fixed() {
     assert_eq!(from[0], 0, "nothing of the unreadable partition was delivered");
     // Fixed by hand: the retry picks it up and partition 0 starts there.
     client.set_data("/consumers/garbled/offsets/garbled/0", b"15", None).await.expect("fix the offset");
-    let first = loop {
-        match next(&mut c).await {
-            Ok(m) if m.partition().0 == 0 => break m,
-            Ok(m) => m.ack(),
-            Err(e) => assert!(matches!(e, ConsumeError::StartOffset { .. }), "only retries report: {e}"),
+    let first = within("partition 0 to start after the fix", Duration::from_secs(30), async {
+        loop {
+            match next(&mut c).await {
+                Ok(m) if m.partition().0 == 0 => break m,
+                Ok(m) => m.ack(),
+                Err(e) => assert!(matches!(e, ConsumeError::StartOffset { .. }), "only retries report: {e}"),
+            }
         }
-    };
+    })
+    .await;
     assert_eq!(first.offset(), 15, "partition 0 starts at the offset written");
     c.stop().await.expect("stop");
 }
@@ -358,14 +366,24 @@ async fn a_member_refused_when_it_registers_again_ends_the_stream_with_a_fatal_e
     .await
     .expect("expired");
     link.restore();
-    let fatal = loop {
-        match within("the fatal error", Duration::from_secs(30), c.recv()).await {
-            Some(Err(e)) if e.is_fatal() => break e,
-            Some(Err(e)) => assert!(!e.to_string().contains("refuses"), "reported once, as the fatal error: {e}"),
-            Some(Ok(m)) => m.ack(),
-            None => panic!("the stream ended without an error"),
+    // One deadline for the whole wait: a member retrying forever would
+    // otherwise keep the loop fed with errors of its own.
+    let mut others = Vec::new();
+    let waiting = async {
+        loop {
+            match c.recv().await {
+                Some(Err(e)) if e.is_fatal() => break e,
+                Some(Err(e)) => others.push(e.to_string()),
+                Some(Ok(m)) => m.ack(),
+                None => panic!("the stream ended without an error"),
+            }
         }
     };
+    let outcome = tokio::time::timeout(Duration::from_secs(30), waiting).await;
+    let Ok(fatal) = outcome else {
+        panic!("no fatal error within 30 s; {} other errors meanwhile, first {:?}", others.len(), others.first())
+    };
+    assert!(others.iter().all(|e| !e.contains("refuses")), "reported once, as the fatal error: {others:?}");
     let text = fatal.to_string();
     assert!(text.contains(&znode) && text.contains("refuses this member's registration"), "{text}");
     assert!(within("the end of the stream", Duration::from_secs(5), c.recv()).await.is_none(), "nothing after Fatal");

@@ -51,6 +51,7 @@ pub struct TopicSelection {
 
 /// One partition of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlanRow {
     /// Topic.
     pub topic: String,
