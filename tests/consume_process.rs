@@ -120,14 +120,13 @@ async fn consume_serves_prometheus_metrics_over_http() {
     let (zk, mut kafka) = topic_cluster("scraped", 2).await;
     kafka.produce_generated("scraped", 300, 50).await.expect("produce");
     let addr = common::free_addr();
-    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
-        .args(["consume", "--zookeeper", &zk.connect_string(), "--group", "scraped", "--topic", "scraped"])
-        .args(["--metrics-addr", &addr.to_string(), "--commit-interval", "100ms"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run zkbc consume");
+    let z = zk.connect_string();
+    let member = |extra: &[&str]| {
+        let args = [&["consume", "--zookeeper", &z, "--group", "scraped", "--topic", "scraped"], extra].concat();
+        common::cli::zkbc(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn()
+    };
+    let _child =
+        member(&["--metrics-addr", &addr.to_string(), "--commit-interval", "100ms"]).expect("run zkbc consume");
     // Published every second: wait for the figures of all 300.
     let body = zkbalance::testkit::wait_until("the metrics of 300 messages", Duration::from_secs(20), || async {
         common::scrape(addr).await.filter(|b| b.contains(r#"zkbalance_messages_total{group="scraped"} 300"#))
@@ -148,13 +147,7 @@ async fn consume_serves_prometheus_metrics_over_http() {
 
     // A second member takes one partition: the first one's gauges of it go
     // (the idle timeout), those of the partition it keeps stay.
-    let _peer = tokio::process::Command::new(env!("CARGO_BIN_EXE_zkbc"))
-        .args(["consume", "--zookeeper", &zk.connect_string(), "--group", "scraped", "--topic", "scraped"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run a second zkbc consume");
+    let _peer = member(&[]).expect("run a second zkbc consume");
     let series = |p: i32| format!(r#"zkbalance_outstanding_acks{{group="scraped",topic="scraped",partition="{p}"}}"#);
     let wait = zkbalance::consumer::GAUGE_IDLE_TIMEOUT + Duration::from_secs(20);
     let body = zkbalance::testkit::wait_until("the revoked partition's gauges to go", wait, || async {
